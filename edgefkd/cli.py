@@ -1,0 +1,61 @@
+"""The `edgefkd` command line. It only turns arguments into calls.
+
+Each command lives in edgefkd/commands/<name>.py and imports its heavy libraries inside
+the command body, so `edgefkd --help` never imports torch, onnx or openvino.
+Errors: every EdgeFKDError (and bad CLI usage) becomes one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .commands import bench as _bench
+from .commands import calib as _calib
+from .commands import export as _export
+from .commands import tensorrt as _tensorrt
+from .commands import verify as _verify
+
+app = typer.Typer(
+    name="edgefkd",
+    help="Export distilled face-recognition students to ONNX / OpenVINO / TensorRT and prove parity.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_export.register(app)
+_verify.register(app)
+_calib.register(app)
+_tensorrt.register(app)
+_bench.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning EdgeFKDError into one line and exit code 2."""
+    import click
+
+    from .errors import EdgeFKDError
+
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except EdgeFKDError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    code = result if isinstance(result, int) else 0
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

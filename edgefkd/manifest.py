@@ -1,0 +1,135 @@
+"""The export manifest: `DIR/manifest.json`, the single record of what an export holds.
+
+Schema (stable; other commands read it):
+{"edgefkd_version",
+ "model": {"name", "arch", "checkpoint", "checkpoint_sha256", "embedding_size", "params"},
+ "preprocess": {"input_size": [H, W], "mean": [...], "std": [...], "channel_order", "input_format"},
+ "artifacts": [{"path" (relative to DIR), "format": "onnx|openvino|tensorrt",
+                "precision": "fp32|fp16|int8", "sha256", "bytes",
+                "parity": {"cosine_min", "cosine_mean", "max_abs", "samples"} | null,
+                ... optional extra keys (e.g. "status", "quantization", "build")}]}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .contract import PreprocessContract
+from .errors import InputError
+from .fileio import atomic_write_json, sha256_file
+
+MANIFEST_NAME = "manifest.json"
+FORMATS = ("onnx", "openvino", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass
+class ArtifactEntry:
+    path: str
+    format: str
+    precision: str
+    sha256: str | None = None
+    bytes: int | None = None
+    parity: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "path": self.path,
+            "format": self.format,
+            "precision": self.precision,
+            "sha256": self.sha256,
+            "bytes": self.bytes,
+            "parity": self.parity,
+        }
+        d.update(self.extra)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ArtifactEntry":
+        known = {"path", "format", "precision", "sha256", "bytes", "parity"}
+        return cls(
+            path=d["path"],
+            format=d["format"],
+            precision=d["precision"],
+            sha256=d.get("sha256"),
+            bytes=d.get("bytes"),
+            parity=d.get("parity"),
+            extra={k: v for k, v in d.items() if k not in known},
+        )
+
+    @classmethod
+    def for_file(cls, root: Path, path: Path, fmt: str, precision: str, **extra: Any) -> "ArtifactEntry":
+        """Entry for a written file; for OpenVINO the size counts .xml + .bin."""
+        size = path.stat().st_size
+        if fmt == "openvino" and path.with_suffix(".bin").exists():
+            size += path.with_suffix(".bin").stat().st_size
+        return cls(
+            path=str(path.relative_to(root)),
+            format=fmt,
+            precision=precision,
+            sha256=sha256_file(path),
+            bytes=size,
+            extra=dict(extra),
+        )
+
+
+@dataclass
+class Manifest:
+    model: dict[str, Any]
+    preprocess: PreprocessContract
+    artifacts: list[ArtifactEntry] = field(default_factory=list)
+    edgefkd_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "edgefkd_version": self.edgefkd_version,
+            "model": self.model,
+            "preprocess": self.preprocess.to_dict(),
+            "artifacts": [a.to_dict() for a in self.artifacts],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Manifest":
+        try:
+            return cls(
+                model=dict(d["model"]),
+                preprocess=PreprocessContract.from_dict(d["preprocess"]),
+                artifacts=[ArtifactEntry.from_dict(a) for a in d.get("artifacts", [])],
+                edgefkd_version=d.get("edgefkd_version", "?"),
+            )
+        except (KeyError, TypeError) as exc:
+            raise InputError(f"malformed manifest: missing {exc}") from None
+
+    def write(self, directory: str | Path) -> Path:
+        path = Path(directory) / MANIFEST_NAME
+        atomic_write_json(path, self.to_dict())
+        return path
+
+    @classmethod
+    def read(cls, directory: str | Path) -> "Manifest":
+        path = Path(directory)
+        if path.is_dir():
+            path = path / MANIFEST_NAME
+        if not path.is_file():
+            raise InputError(f"no {MANIFEST_NAME} in {path.parent}: is this an edgefkd export directory?")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path} is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    def upsert(self, entry: ArtifactEntry) -> None:
+        """Add an artifact, replacing an earlier entry with the same path."""
+        self.artifacts = [a for a in self.artifacts if a.path != entry.path] + [entry]
+
+    def find(self, fmt: str | None = None, precision: str | None = None) -> list[ArtifactEntry]:
+        return [
+            a
+            for a in self.artifacts
+            if (fmt is None or a.format == fmt) and (precision is None or a.precision == precision)
+        ]

@@ -1,0 +1,50 @@
+"""Shared test fixtures. Real data lives in ../shared (override with EDGEFKD_FIXTURES)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(os.environ.get("EDGEFKD_FIXTURES", REPO.parent / "shared")).resolve()
+MODEL_DIR = FIXTURES / "models" / "mobilefacenet-foamliu"
+FACES_DIR = FIXTURES / "faces"
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"real fixture {path} is absent (set EDGEFKD_FIXTURES to the shared/ folder)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return _need(FIXTURES)
+
+
+@pytest.fixture(scope="session")
+def mobilefacenet_pt() -> Path:
+    return _need(MODEL_DIR / "mobilefacenet.pt")
+
+
+@pytest.fixture(scope="session")
+def mobilefacenet_upstream_onnx() -> Path:
+    return _need(MODEL_DIR / "MobileFaceNet.onnx")
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    """Folder of the 75 real aligned 112x112 faces (recursively)."""
+    return _need(FACES_DIR / "aligned112")
+
+
+@pytest.fixture(scope="session")
+def pairs_csv() -> Path:
+    return _need(FACES_DIR / "pairs_balanced.csv")
+
+
+@pytest.fixture(scope="session")
+def pairs_bin() -> Path:
+    return _need(FACES_DIR / "real_pairs_balanced.bin")

@@ -34,27 +34,32 @@ _bench.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, turning EdgeFKDError into one line and exit code 2."""
-    import click
+    """Entry point: run the app, turning EdgeFKDError into one line and exit code 2.
 
+    Typer's standalone mode already reports usage errors in one block with exit code 2;
+    commands signal their own exit codes (e.g. verify-parity's 1 for a failed gate)
+    with typer.Exit.
+    """
     from .errors import EdgeFKDError
 
     try:
-        result = app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="edgefkd")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except EdgeFKDError as exc:
         typer.echo(f"error: {exc}", err=True)
         return exc.exit_code
-    except click.exceptions.Abort:
-        typer.echo("aborted", err=True)
-        return 130
-    except click.ClickException as exc:
-        typer.echo(f"error: {exc.format_message()}", err=True)
-        return 2
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
-    code = result if isinstance(result, int) else 0
-    return code
+    return 0
+
+
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -449,9 +449,11 @@ def sensitive_tensors(model: "onnx.ModelProto") -> list[str]:
 def write_qdq_model(
     model: "onnx.ModelProto", out_path: Path, info: dict[str, Any]
 ) -> None:
-    """Save atomically with the source's metadata plus the edgefkd.quantization record."""
+    """Check the Q/DQ form, then save atomically with the source's metadata plus the
+    edgefkd.quantization record."""
     import onnx
 
+    check_qdq_graph(model)
     props = {p.key: p.value for p in model.metadata_props if p.key != QUANTIZATION_METADATA_KEY}
     props[QUANTIZATION_METADATA_KEY] = json.dumps(info)
     del model.metadata_props[:]
@@ -459,6 +461,42 @@ def write_qdq_model(
         model.metadata_props.add(key=key, value=value)
     with atomic_path(out_path) as tmp:
         onnx.save(model, str(tmp))
+
+
+@dataclass
+class Calibrated:
+    """A loaded fp32 model with its quantization plan and calibrated activation ranges."""
+
+    model: "onnx.ModelProto"
+    batches: list[np.ndarray]
+    plan: QuantizationPlan
+    ranges: dict[str, float]
+    seconds: float
+
+
+def calibrate_model(
+    fp32_onnx: Path,
+    calib_batches: Iterable[np.ndarray] | np.ndarray,
+    method: str = "entropy",
+    keep_fp: Sequence[str] = (),
+    face_aware: bool = True,
+    batch_size: int = 16,
+    percentile: float = 99.99,
+) -> Calibrated:
+    """Load, plan and calibrate (streaming) the activations feeding every planned node."""
+    if method not in CALIBRATION_METHODS:
+        raise InputError(f"calibration method must be one of {', '.join(CALIBRATION_METHODS)}, got {method!r}")
+    model = load_fp32_onnx(Path(fp32_onnx))
+    batches = replayable_batches(calib_batches)
+    plan = plan_quantization(model, keep_fp, face_aware)
+    if not plan.quantized:
+        raise InputError(f"nothing to quantize in {fp32_onnx}: every Conv/Gemm/MatMul is kept in float")
+    start = time.perf_counter()
+    ranges = calibrate_ranges(
+        model, activation_inputs(model, plan), batches, method,
+        sensitive_tensors(model) if face_aware else (), batch_size, percentile=percentile,
+    )
+    return Calibrated(model, batches, plan, ranges, time.perf_counter() - start)
 
 
 def quantize_onnx_qdq(
@@ -477,36 +515,19 @@ def quantize_onnx_qdq(
     iterable of arrays. Returns: method, quantized/kept node counts, kept node names with
     reasons, calibration samples and seconds, peak RSS.
     """
-    if method not in CALIBRATION_METHODS:
-        raise InputError(f"calibration method must be one of {', '.join(CALIBRATION_METHODS)}, got {method!r}")
-    model = load_fp32_onnx(Path(fp32_onnx))
-    batches = replayable_batches(calib_batches)
-    plan = plan_quantization(model, keep_fp, face_aware)
-    if not plan.quantized:
-        raise InputError(f"nothing to quantize in {fp32_onnx}: every Conv/Gemm/MatMul is kept in float")
-    tensors = activation_inputs(model, plan)
-    start = time.perf_counter()
-    ranges = calibrate_ranges(
-        model, tensors, batches, method, sensitive_tensors(model) if face_aware else (), batch_size,
-        percentile=percentile,
-    )
-    calibration_seconds = time.perf_counter() - start
-    info = quantization_info(plan, method, face_aware, keep_fp, batches, calibration_seconds)
-    quantized = build_qdq_model(model, plan, ranges)
-    check_qdq_graph(quantized)
+    calibrated = calibrate_model(fp32_onnx, calib_batches, method, keep_fp, face_aware, batch_size, percentile)
+    info = quantization_info(calibrated, method, face_aware, keep_fp)
+    quantized = build_qdq_model(calibrated.model, calibrated.plan, calibrated.ranges)
     write_qdq_model(quantized, Path(out_path), info)
     info["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return info
 
 
 def quantization_info(
-    plan: QuantizationPlan,
-    method: str,
-    face_aware: bool,
-    keep_fp: Sequence[str],
-    batches: Sequence[np.ndarray],
-    calibration_seconds: float,
+    calibrated: Calibrated, method: str, face_aware: bool, keep_fp: Sequence[str]
 ) -> dict[str, Any]:
+    """The edgefkd.quantization record (also returned to the caller)."""
+    plan = calibrated.plan
     return {
         "format": "onnx-qdq",
         "scheme": "int8 symmetric; per-channel weights (output-channel axis); per-tensor activations",
@@ -516,8 +537,8 @@ def quantization_info(
         "quantized_nodes": len(plan.quantized),
         "kept_nodes": len(plan.kept),
         "kept": dict(plan.kept),
-        "calibration_samples": int(sum(len(b) for b in batches)),
-        "calibration_seconds": round(calibration_seconds, 2),
+        "calibration_samples": int(sum(len(b) for b in calibrated.batches)),
+        "calibration_seconds": round(calibrated.seconds, 2),
     }
 
 

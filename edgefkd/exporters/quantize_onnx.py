@@ -168,21 +168,45 @@ def first_quantizable_nodes(graph: "onnx.GraphProto") -> list[str]:
     return found
 
 
-def head_quantizable_nodes(graph: "onnx.GraphProto") -> list[str]:
-    """Quantizable nodes that reach a graph output without crossing another one."""
+def pooled_tensors(model: "onnx.ModelProto") -> set[str]:
+    """Tensors with no spatial extent left: rank 2, or rank 4 with H = W = 1 (shape inference)."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # unknown custom ops: no shapes, the head is then the last conv/linear only
+        return set()
+    pooled = set()
+    graph = inferred.graph
+    for info in list(graph.value_info) + list(graph.output):
+        dims = info.type.tensor_type.shape.dim
+        if len(dims) == 2 or (len(dims) == 4 and all(d.HasField("dim_value") and d.dim_value == 1 for d in dims[2:])):
+            pooled.add(info.name)
+    return pooled
+
+
+def head_quantizable_nodes(graph: "onnx.GraphProto", pooled: set[str] = frozenset()) -> list[str]:
+    """The embedding head: the last conv/linear before each output, and any conv/linear
+    before it that already works on pooled tensors (e.g. MobileFaceNet's global depthwise
+    conv, whose 7x7 kernel does the pooling). The walk back stops at the first spatial
+    tensor past the last conv/linear, so squeeze-excitation 1x1 convs are not reached."""
     producers = _producers(graph)
-    frontier = [o.name for o in graph.output]
+    frontier = [(o.name, False) for o in graph.output]
     found: list[str] = []
     seen: set[str] = set()
     while frontier:
-        node = producers.get(frontier.pop())
+        tensor, past_head = frontier.pop()
+        if past_head and tensor not in pooled:
+            continue
+        node = producers.get(tensor)
         if node is None or node.name in seen:
             continue
         seen.add(node.name)
         if node.op_type in QUANTIZABLE_OPS:
             found.append(node.name)
+            frontier.append((node.input[0], True))
         else:
-            frontier.extend(node.input)
+            frontier.extend((name, past_head) for name in node.input)
     return found
 
 
@@ -203,7 +227,7 @@ def plan_quantization(
             plan.quantized[node.name] = weight
     if face_aware:
         plan = plan.without(first_quantizable_nodes(graph), "face-aware: first convolution")
-        plan = plan.without(head_quantizable_nodes(graph), "face-aware: embedding head")
+        plan = plan.without(head_quantizable_nodes(graph, pooled_tensors(model)), "face-aware: embedding head")
     op_types = {n.name: n.op_type for n in graph.node}
     for pattern in keep_fp:
         hits = [n for n in list(plan.quantized) + list(plan.kept) if matches_pattern(pattern, n, op_types[n])]

@@ -28,15 +28,22 @@ def read_pairs(pairs_csv: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.n
 
 
 def ten_fold_accuracy(similarity: np.ndarray, same: np.ndarray, folds: int = 10) -> float:
-    """Mean held-out accuracy (percent) with the threshold chosen on the other folds."""
+    """Mean held-out accuracy (percent), threshold chosen on the other folds.
+
+    Candidate thresholds are midpoints between consecutive scores; of the equally good
+    ones the middle is taken, not the lowest: on 176 pairs a tie broken at the plateau's
+    edge moved fp32-vs-INT8 accuracy by 3 points for embeddings agreeing at cosine 0.998.
+    """
     fold_of = np.arange(len(same)) * folds // len(same)
-    thresholds = np.unique(similarity)
     accuracies = []
     for fold in range(folds):
         train = fold_of != fold
-        train_acc = [np.mean((similarity[train] >= t) == same[train]) for t in thresholds]
-        best = thresholds[int(np.argmax(train_acc))]
-        accuracies.append(np.mean((similarity[~train] >= best) == same[~train]))
+        scores = np.unique(similarity[train])
+        candidates = np.r_[scores[0] - 1.0, (scores[:-1] + scores[1:]) / 2.0, scores[-1] + 1.0]
+        train_acc = np.array([np.mean((similarity[train] > t) == same[train]) for t in candidates])
+        best = candidates[np.flatnonzero(train_acc == train_acc.max())]
+        threshold = best[len(best) // 2]
+        accuracies.append(np.mean((similarity[~train] > threshold) == same[~train]))
     return float(np.mean(accuracies) * 100.0)
 
 

@@ -1,0 +1,235 @@
+"""OpenVINO INT8 by NNCF post-training quantization, with the same face-aware defaults.
+
+The fp32 model (ONNX, converted here, or an OpenVINO IR) is quantized by `nncf.quantize`
+on the same prepared calibration batches as the Q/DQ ONNX. The ignored scope mirrors the
+ONNX quantizer: the first convolution and the embedding head (last conv/linear, and any
+conv/linear already working on pooled tensors, e.g. a global depthwise conv) stay float,
+PReLU gets no quantizer of its own, and `keep_fp` patterns add more (matched on OpenVINO
+op names, with the ONNX FrontEnd's "/WithoutBiases" suffix also stripped, or op types).
+
+Preset: PERFORMANCE (symmetric weights and activations) by default; on the shared
+MobileFaceNet it matched MIXED (asymmetric activations) in agreement and is the form the
+CPU plugin runs fastest (see scripts/bench_int8.py and the int8 README section).
+
+With `accuracy_control`, `nncf.quantize_with_accuracy_control` reverts layers until the
+callback's metric drops by at most `max_drop` (absolute, in the callback's units).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import ExportError, InputError
+from .quantize_onnx import matches_pattern, peak_rss_mb, replayable_batches
+
+if TYPE_CHECKING:  # pragma: no cover
+    import openvino as ov
+
+#: Prepared input batch (N, ...) -> embeddings (N, D).
+EmbedFn = Callable[[np.ndarray], np.ndarray]
+#: Metric (e.g. verification accuracy in percent) of a model given as an embed function.
+AccuracyControlFn = Callable[[EmbedFn], float]
+
+WEIGHTED_TYPES = ("Convolution", "GroupConvolution", "MatMul")
+SENSITIVE_TYPES = ("PRelu",)
+PRESETS = ("performance", "mixed")
+RT_INFO_SECTION = "edgefkd"
+
+
+def read_fp32_openvino(path: Path) -> "ov.Model":
+    """An OpenVINO model from an fp32 .xml IR or an ONNX file (converted in memory)."""
+    import openvino as ov
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"model not found: {path}")
+    try:
+        if path.suffix.lower() == ".xml":
+            return ov.Core().read_model(str(path))
+        model = ov.convert_model(str(path))
+    except Exception as exc:  # OpenVINO raises RuntimeError/GeneralFailure for unreadable models
+        raise InputError(f"cannot read {path} with OpenVINO: {str(exc).splitlines()[0][:200]}") from None
+    _copy_onnx_metadata(path, model)
+    return model
+
+
+def _copy_onnx_metadata(onnx_path: Path, model: "ov.Model") -> None:
+    """ONNX edgefkd.* metadata_props -> rt_info["edgefkd"][key], as the OpenVINO exporter writes it."""
+    from ..runners import read_artifact_metadata
+    from ..contract import METADATA_PREFIX
+
+    for key, value in read_artifact_metadata(onnx_path).items():
+        model.set_rt_info(value, [RT_INFO_SECTION, key[len(METADATA_PREFIX):]])
+
+
+def source_rt_info(model: "ov.Model") -> dict[str, str]:
+    """The model's rt_info["edgefkd"] as plain strings (re-applied after quantization)."""
+    if not model.has_rt_info([RT_INFO_SECTION]):
+        return {}
+    section = model.get_rt_info()[RT_INFO_SECTION]
+    return {str(k): str(v.astext() if hasattr(v, "astext") else v) for k, v in section.items()}
+
+
+def _is_pooled(op: "ov.Node") -> bool:
+    shape = op.get_output_partial_shape(0)
+    rank = shape.rank.get_length() if shape.rank.is_static else -1
+    return rank == 2 or (rank == 4 and all(d.is_static and d.get_length() == 1 for d in list(shape)[2:]))
+
+
+def face_aware_ignored_names(model: "ov.Model") -> list[str]:
+    """Friendly names of the first convolution(s) and the embedding head (see module docstring)."""
+    first: list[str] = []
+    seen: set[str] = set()
+    frontier = [target.get_node() for param in model.get_parameters() for target in param.output(0).get_target_inputs()]
+    while frontier:
+        op = frontier.pop()
+        if op.get_friendly_name() in seen:
+            continue
+        seen.add(op.get_friendly_name())
+        if op.get_type_name() in WEIGHTED_TYPES:
+            first.append(op.get_friendly_name())
+        else:
+            frontier += [t.get_node() for out in op.outputs() for t in out.get_target_inputs()]
+    head: list[str] = []
+    seen = set()
+    back = [(result.input_value(0).get_node(), False) for result in model.get_results()]
+    while back:
+        op, past_head = back.pop()
+        if op.get_friendly_name() in seen or (past_head and not _is_pooled(op)):
+            continue
+        seen.add(op.get_friendly_name())
+        if op.get_type_name() in WEIGHTED_TYPES:
+            head.append(op.get_friendly_name())
+            back.append((op.input_value(0).get_node(), True))
+        elif op.get_type_name() not in ("Constant", "Parameter"):
+            back += [(value.get_node(), past_head) for value in op.input_values()]
+    return first + head
+
+
+def keep_fp_names(model: "ov.Model", keep_fp: Sequence[str]) -> list[str]:
+    names: list[str] = []
+    weighted = [op for op in model.get_ordered_ops() if op.get_type_name() in WEIGHTED_TYPES]
+    for pattern in keep_fp:
+        hits = [
+            op.get_friendly_name() for op in weighted
+            if matches_pattern(pattern, op.get_friendly_name(), op.get_type_name())
+            or matches_pattern(pattern, op.get_friendly_name().removesuffix("/WithoutBiases"), op.get_type_name())
+        ]
+        if not hits:
+            raise InputError(f"--keep-fp pattern {pattern!r} matches no convolution/linear op of the OpenVINO model")
+        names += hits
+    return names
+
+
+def compiled_embed(compiled: "ov.CompiledModel") -> EmbedFn:
+    """An embed function over a compiled model; fixed-batch models are fed their batch size."""
+    from .quantize_onnx import rebatch
+
+    shape = compiled.input(0).get_partial_shape()
+    fixed = shape[0].get_length() if shape[0].is_static else None
+
+    def embed(inputs: np.ndarray) -> np.ndarray:
+        parts = [compiled(part)[0] for part in rebatch([inputs], fixed or 16)]
+        return np.concatenate(parts).reshape(len(inputs), -1)
+
+    return embed
+
+
+def save_openvino_atomically(model: "ov.Model", out_xml: Path) -> None:
+    """Write .bin then .xml into place from a staging folder: a reader never sees a half pair."""
+    import openvino as ov
+
+    out_xml = Path(out_xml)
+    out_xml.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_xml.stem}.", dir=out_xml.parent))
+    try:
+        ov.save_model(model, str(stage / out_xml.name), compress_to_fp16=False)
+        os.replace(stage / out_xml.with_suffix(".bin").name, out_xml.with_suffix(".bin"))
+        os.replace(stage / out_xml.name, out_xml)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def quantize_openvino_int8(
+    fp32_onnx_or_xml: Path,
+    out_xml: Path,
+    calib_batches: Iterable[np.ndarray] | np.ndarray,
+    keep_fp: Sequence[str] = (),
+    face_aware: bool = True,
+    accuracy_control: AccuracyControlFn | None = None,
+    max_drop: float | None = None,
+    preset: str = "performance",
+) -> dict[str, Any]:
+    """NNCF INT8 of an fp32 model, written to `out_xml` (+ .bin) with the source's rt_info.
+
+    Returns: preset, ignored op names, calibration samples and seconds, peak RSS; with
+    accuracy control also fp32/int8 metric and the drop bound.
+    """
+    import nncf
+
+    if preset not in PRESETS:
+        raise InputError(f"NNCF preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    if accuracy_control is not None and (max_drop is None or max_drop < 0):
+        raise InputError("accuracy-aware OpenVINO INT8 needs --max-acc-drop >= 0")
+    model = read_fp32_openvino(Path(fp32_onnx_or_xml))
+    rt_info = source_rt_info(model)
+    samples = [sample[None] for batch in replayable_batches(calib_batches) for sample in batch]
+    ignored = (face_aware_ignored_names(model) if face_aware else []) + keep_fp_names(model, keep_fp)
+    ignored_scope = nncf.IgnoredScope(
+        names=sorted(set(ignored)), types=list(SENSITIVE_TYPES) if face_aware else [], validate=False
+    )
+    options = dict(
+        preset=getattr(nncf.QuantizationPreset, preset.upper()),
+        subset_size=len(samples),
+        ignored_scope=ignored_scope,
+    )
+    info: dict[str, Any] = {
+        "format": "openvino-nncf",
+        "preset": preset,
+        "face_aware": face_aware,
+        "keep_fp": list(keep_fp),
+        "ignored": sorted(set(ignored)),
+        "calibration_samples": len(samples),
+    }
+    start = time.perf_counter()
+    try:
+        if accuracy_control is None:
+            quantized = nncf.quantize(model, nncf.Dataset(samples), **options)
+        else:
+            def validate(compiled: "ov.CompiledModel", _items: Iterable[Any]) -> float:
+                return float(accuracy_control(compiled_embed(compiled)))
+
+            quantized = nncf.quantize_with_accuracy_control(
+                model, nncf.Dataset(samples), nncf.Dataset(samples), validate,
+                max_drop=float(max_drop), drop_type=nncf.DropType.ABSOLUTE, **options,
+            )
+    except nncf.ValidationError as exc:
+        raise InputError(f"NNCF rejected the quantization setup: {exc}") from None
+    except RuntimeError as exc:
+        raise ExportError(f"NNCF quantization failed: {str(exc).splitlines()[0][:200]}") from None
+    info["calibration_seconds"] = round(time.perf_counter() - start, 2)
+    if accuracy_control is not None:
+        import openvino as ov
+
+        core = ov.Core()
+        info["fp32_accuracy"] = accuracy_control(compiled_embed(core.compile_model(model, "CPU", _F32)))
+        info["int8_accuracy"] = accuracy_control(compiled_embed(core.compile_model(quantized, "CPU", _F32)))
+        info["max_drop"] = max_drop
+    for key, value in rt_info.items():
+        quantized.set_rt_info(value, [RT_INFO_SECTION, key])
+    quantized.set_rt_info(json.dumps(info), [RT_INFO_SECTION, "quantization"])
+    save_openvino_atomically(quantized, Path(out_xml))
+    info["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return info
+
+
+#: Parity-grade compile config: OpenVINO runs "FP32" in bf16 on this CPU otherwise.
+_F32 = {"INFERENCE_PRECISION_HINT": "f32"}

@@ -84,8 +84,10 @@ def _bin_source(path: Path) -> CalibrationSource:
     from ..safe_pickle import read_insightface_bin
 
     encoded, _ = read_insightface_bin(path)
-    unique = list({hashlib.sha256(data).digest(): (index, data) for index, data in enumerate(encoded)}.values())
-    unique.sort()
+    first_seen: dict[bytes, tuple[int, bytes]] = {}
+    for index, data in enumerate(encoded):
+        first_seen.setdefault(hashlib.sha256(data).digest(), (index, data))
+    unique = list(first_seen.values())
     return CalibrationSource(
         f"insightface .bin {path} ({len(unique)} distinct of {len(encoded)} images)",
         len(unique),

@@ -108,7 +108,10 @@ def _npy_source(path: Path) -> CalibrationSource:
     if shape[0] == 0:
         raise InputError(f"{path} holds no faces")
     if array.dtype == np.uint8:
-        read = lambda i: np.asarray(array[i])  # noqa: E731
+
+        def read(index: int) -> np.ndarray:
+            return np.asarray(array[index])
+
     elif np.issubdtype(array.dtype, np.floating):
         low, high = float(np.min(array)), float(np.max(array))
         if not (np.isfinite(low) and np.isfinite(high) and 0.0 <= low and high <= 1.0):
@@ -116,7 +119,10 @@ def _npy_source(path: Path) -> CalibrationSource:
                 f"{path}: floating faces must be RGB in [0, 1], found values in [{low:g}, {high:g}]; "
                 "save uint8 0-255 RGB instead"
             )
-        read = lambda i: np.round(np.asarray(array[i], dtype=np.float64) * 255.0).astype(np.uint8)  # noqa: E731
+
+        def read(index: int) -> np.ndarray:
+            return np.round(np.asarray(array[index], dtype=np.float64) * 255.0).astype(np.uint8)
+
     else:
         raise InputError(f"{path}: faces must be uint8 RGB 0-255 or float RGB in [0, 1], got dtype {array.dtype}")
     return CalibrationSource(f"array {path} {shape} {array.dtype}", shape[0], read, lambda i: f"{path.name}[{i}]")

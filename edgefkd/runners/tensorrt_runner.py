@@ -1,4 +1,4 @@
-"""TensorRT runner: a `.engine`/`.plan` plus its sidecar `<engine>.json` (the contract).
+"""TensorRT runner: a `.engine`/`.plan`/`.trt` plus its sidecar `<engine>.json` (the contract).
 
 Engines are specific to the GPU and the TensorRT version that built them, so this runner
 refuses an engine whose sidecar names another TensorRT version and says to rebuild it with
@@ -19,9 +19,9 @@ import numpy as np
 
 from ..contract import PreprocessContract
 from ..errors import BackendUnavailable, EdgeFKDError, InputError
+from . import TENSORRT_SUFFIXES
 from .base import Runner
 
-ENGINE_SUFFIXES = (".engine", ".plan")
 INSTALL_HINT = "install it with `pip install edgefkd[tensorrt]` on an NVIDIA GPU machine, or use docker/Dockerfile.tensorrt or docker/Dockerfile.jetson"
 
 
@@ -219,12 +219,13 @@ class TensorRTRunner(Runner):
         self,
         engine_path: str | Path,
         contract: PreprocessContract | None = None,
+        precision: str | None = None,
         device: int = 0,
         name: str | None = None,
     ) -> None:
         self.engine_path = Path(engine_path)
-        if self.engine_path.suffix not in ENGINE_SUFFIXES:
-            raise InputError(f"{self.engine_path} is not a TensorRT engine (expected {' or '.join(ENGINE_SUFFIXES)})")
+        if self.engine_path.suffix not in TENSORRT_SUFFIXES:
+            raise InputError(f"{self.engine_path} is not a TensorRT engine (expected {' or '.join(TENSORRT_SUFFIXES)})")
         if not self.engine_path.is_file():
             raise InputError(f"engine {self.engine_path} does not exist; build it with `edgefkd build-engine`")
         reason = tensorrt_unavailable_reason()
@@ -235,7 +236,7 @@ class TensorRTRunner(Runner):
             contract = PreprocessContract.from_dict(self.sidecar["preprocess"])
         if contract is None:
             raise InputError(f"{self.engine_path} has no sidecar {sidecar_path(self.engine_path).name} with the preprocessing contract; pass the contract explicitly")
-        super().__init__(name or self.engine_path.name, contract, str(self.sidecar.get("precision", "fp32")))
+        super().__init__(name or self.engine_path.name, contract, precision or str(self.sidecar.get("precision", "fp32")))
         self.device = device
         self._cuda: CudaDevice | None = None
 

@@ -155,7 +155,7 @@ def plan_build(family_or_version: str, precision: str, source: str, implicit_int
         builder = {"fp32": (), "fp16": ("FP16",), "int8": ("INT8", "FP16")}[precision]
         trtexec = {"fp32": (), "fp16": ("--fp16",), "int8": ("--int8", "--fp16")}[precision]
         note = {
-            "fp32": "",
+            "fp32": "fp32, no precision flags",
             "fp16": "FP16 builder flag (weakly typed)",
             "int8": "implicit INT8: entropy calibration, cache reused" if implicit_int8
             else "explicit INT8 from Q/DQ; INT8+FP16 flags let unquantized layers run in FP16",
@@ -297,7 +297,7 @@ def plan_jobs(export_dir: Path, manifest: Manifest, precisions: Sequence[str], o
                 break
             errors.append(next(iter(skipped.values())))
         else:
-            raise InputError(f"cannot build a {precision} engine: {errors[0]}")
+            raise InputError(f"cannot build the {precision} engine: {errors[0]}")
         path = export_dir / entry.path
         if not path.is_file():
             raise InputError(f"manifest lists {entry.path} but it is missing from {export_dir}")

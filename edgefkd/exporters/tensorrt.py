@@ -6,7 +6,7 @@ target (`edgefkd build-engine DIR`). Where TensorRT is absent it writes a bundle
 for 8.6), a pre-filled sidecar per engine, a README and a static compatibility report.
 
 Version dispatch (`plan_build`, a pure function of the version string):
-- 8.6 (JetPack 5/6): explicit-batch network; FP16/INT8 builder flags; INT8 from the Q/DQ
+- 8.6 (JetPack 6.0): explicit-batch network; FP16/INT8 builder flags; INT8 from the Q/DQ
   ONNX, or implicit INT8 with an IInt8EntropyCalibrator2 and a reusable calibration cache.
 - 10.x: strongly typed network (NetworkDefinitionCreationFlag.STRONGLY_TYPED) from the
   fp32 / fp16 / Q/DQ ONNX; no calibrator. FP16 from an fp32 ONNX falls back to the
@@ -91,7 +91,7 @@ def tensorrt_family(version: str) -> str:
     """'8.6', '10' or '11' (11 also stands for newer majors: strongly typed only)."""
     major, minor = parse_tensorrt_version(version)
     if (major, minor) < (8, 6):
-        raise InputError(f"TensorRT {version} is older than 8.6, the oldest edgefkd builds with (JetPack 5.1.1+)")
+        raise InputError(f"TensorRT {version} is older than 8.6, the oldest edgefkd builds with (JetPack 6.0+)")
     if major < 10:
         return "8.6"
     return "10" if major == 10 else "11"
@@ -333,7 +333,7 @@ def _script_name(precision: str, families: Sequence[str], implicit: bool) -> str
     return f"build_{precision}{'_implicit' if implicit else ''}{suffix}.sh"
 
 
-_FAMILY_LABEL = {"8.6": "TensorRT 8.6 (JetPack 5/6)", "10": "TensorRT 10.x", "11": "TensorRT 11.x"}
+_FAMILY_LABEL = {"8.6": "TensorRT 8.6 (JetPack 6.0)", "10": "TensorRT 10.x", "11": "TensorRT 11.x"}
 
 
 def _script_text(cmd: list[str], family_label: str, plan: BuildPlan, onnx_rel: str) -> str:

@@ -237,7 +237,7 @@ def _check_ops(g: _Graph) -> list[Finding]:
     for op, nodes in sorted(unknown.items()):
         out.append(Finding("error", "unknown-op", f"{op} is not in TensorRT's ONNX operator table", nodes))
     for op, nodes in sorted(newer.items()):
-        out.append(Finding("warning", "newer-op", f"{op} is not in the TensorRT 8.x operator table: it may fail on JetPack 5/6 (TensorRT 8.6)", nodes))
+        out.append(Finding("warning", "newer-op", f"{op} is not in the TensorRT 8.x operator table: it may fail on TensorRT 8.6 (JetPack 6.0)", nodes))
     for op, nodes in sorted(restricted.items()):
         out.append(Finding("info", "op-restriction", f"{op} ({len(nodes)}x): {ops_table.SUPPORTED[op]}", nodes))
     return out

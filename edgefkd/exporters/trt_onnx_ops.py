@@ -71,7 +71,7 @@ UNSUPPORTED: frozenset[str] = frozenset((
 ).split())
 
 #: Listed for 10.x but missing or "N" in the TensorRT 8.5 table (the nearest published
-#: table for JetPack 5/6's TensorRT 8.6): flag them for 8.6 targets.
+#: table for JetPack 6.0's TensorRT 8.6): flag them for 8.6 targets.
 NEWER_THAN_TRT8 = frozenset((
     "AffineGrid Attention BlackmanWindow CastLike DeformConv Gelu GroupNormalization "
     "HammingWindow HannWindow Hardmax IsInf Mish RMSNormalization RotaryEmbedding STFT "

@@ -88,7 +88,7 @@ def test_bundle_for_dynamic_batch_onnx(tmp_path: Path, dynamic_onnx: Path, no_te
     assert all("TensorRT is not installed" in e.extra["reason"] for e in entries)
     fp16 = entries[1]
     assert list(fp16.extra["not_buildable"]) == ["11"] and "fp16 ONNX" in fp16.extra["not_buildable"]["11"]
-    assert fp16.extra["build_command"].endswith("--precision fp16 --min-batch 2 --opt-batch 16 --max-batch 64 --workspace 512")
+    assert fp16.extra["build_command"].startswith("edgefkd build-engine . --precision fp16 --min-batch 2 --opt-batch 16 --max-batch 64 --workspace 512")
 
     sidecar = json.loads((bundle / "mobilefacenet_fp32.engine.json").read_text())
     assert PreprocessContract.from_dict(sidecar["preprocess"]) == CONTRACT
@@ -219,3 +219,25 @@ def test_real_engine_matches_onnxruntime(tmp_path: Path, dynamic_onnx: Path) -> 
         assert cos.min() > (0.9999 if entry.precision == "fp32" else 0.999)
         assert json.loads((export_dir / (entry.path + ".json")).read_text())["build"]["gpu"]
     assert M.read(export_dir)  # still a valid manifest directory
+
+
+def test_bundle_from_the_real_export(mobilefacenet_export: Path, tmp_path: Path, no_tensorrt: None) -> None:
+    """The lead's export (dynamic-batch ONNX with the contract, plus an fp16 ONNX): fp16 is
+    strongly typed from the fp16 ONNX, for every TensorRT version."""
+    export_dir = tmp_path / "export"
+    shutil.copytree(mobilefacenet_export, export_dir)
+    manifest = Manifest.read(export_dir)
+    entries = export_tensorrt(export_dir, manifest, ["fp32", "fp16"], TensorRTOptions())
+    fp16_onnx = manifest.find("onnx", "fp16")[0].path
+    spec = read_input_spec(export_dir / fp16_onnx)
+    assert spec.batch_dynamic
+    fp16 = entries[1]
+    assert fp16.extra["source_onnx"] == fp16_onnx and fp16.extra["not_buildable"] == {}
+    args = script_args(export_dir / "tensorrt" / "build_fp16.sh")
+    dims = "x".join(str(d) for d in spec.sample_dims)
+    assert args[:3] == ["trtexec", f"--onnx={fp16_onnx}", f"--saveEngine={fp16.path}"]
+    assert args[3:7] == [f"--minShapes={spec.name}:1x{dims}", f"--optShapes={spec.name}:8x{dims}", f"--maxShapes={spec.name}:32x{dims}", "--stronglyTyped"]
+    sidecar = json.loads((export_dir / (fp16.path + ".json")).read_text())
+    assert PreprocessContract.from_dict(sidecar["preprocess"]) == manifest.preprocess
+    compat = json.loads((export_dir / "tensorrt" / "compat.json").read_text())["models"]
+    assert all(m["summary"]["error"] == 0 for m in compat)

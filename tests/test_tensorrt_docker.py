@@ -58,8 +58,8 @@ def test_dockerfile_structure(kind: str) -> None:
 def test_pip_lines_match_pyproject_extras(kind: str) -> None:
     project = pyproject()["project"]
     extras = project["optional-dependencies"]
-    runs = " ".join(rest for kw, rest in instructions(DOCKER / FILES[kind]) if kw == "RUN")
-    pip_args = [shlex_arg for cmd in re.findall(r"pip install ([^&]+)", runs) for shlex_arg in cmd.split()]
+    runs = "\n".join(rest for kw, rest in instructions(DOCKER / FILES[kind]) if kw == "RUN")
+    pip_args = [arg for cmd in re.findall(r"pip install ([^&\n]+)", runs) for arg in cmd.split()]
     named_extras = [e for arg in pip_args for e in re.findall(r'^"?\.\[([\w,-]+)\]"?$', arg) for e in e.split(",")]
     assert named_extras, "edgefkd itself must be installed with pip install .[extras]"
     assert set(named_extras) <= set(extras), f"unknown extras {set(named_extras) - set(extras)}"

@@ -406,7 +406,8 @@ def write_bundle(export_dir: str | Path, manifest: Manifest, precisions: Sequenc
             scripts.append({"script": f"{BUNDLE_DIR}/{script}", "tensorrt": families, "plan": plan.to_dict(), "trtexec": cmd})
         entries.append(ArtifactEntry(
             path=job.engine_rel, format="tensorrt", precision=job.precision,
-            extra={"status": DEFERRED, "source_onnx": job.onnx.path, "build_command": build_engine_command(export_dir, [job.precision], options),
+            extra={"status": DEFERRED, "source_onnx": job.onnx.path,
+                   "build_command": build_engine_command(Path("."), [job.precision], options) + "  # from inside the export directory",
                    "trtexec": scripts, "not_buildable": job.skipped},
         ))
     compat_sources = list(dict.fromkeys(job.onnx.path for job in jobs))

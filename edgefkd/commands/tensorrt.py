@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
         opt_batch: int = typer.Option(8, "--opt-batch", help="Batch TensorRT tunes for."),
         max_batch: int = typer.Option(32, "--max-batch", help="Largest batch of the optimisation profile."),
         workspace: int = typer.Option(1024, "--workspace", help="Builder workspace limit in MiB."),
-        timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="Timing cache file reused across builds [default: EXPORT_DIR/tensorrt/timing.cache]."),
+        timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="Timing cache file reused across builds (default: EXPORT_DIR/tensorrt/timing.cache)."),
         dla_core: Optional[int] = typer.Option(None, "--dla-core", help="Jetson DLA core to build for (GPU fallback on)."),
         implicit_int8: bool = typer.Option(False, "--implicit-int8", help="TensorRT 8.6 only: calibrate INT8 from the fp32 ONNX (entropy calibrator, cached)."),
         calib: Optional[str] = typer.Option(None, "--calib", help="Calibration faces for --implicit-int8 (folder, .bin, .npy or 'synthetic')."),

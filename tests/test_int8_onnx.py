@@ -84,7 +84,8 @@ def test_qdq_graph_is_tensorrt_style(int8_entropy, fp32_onnx):
     assert model.ir_version <= 10
     source = {p.key: p.value for p in onnx.load(str(fp32_onnx)).metadata_props}
     props = {p.key: p.value for p in model.metadata_props}
-    assert all(props[k] == v for k, v in source.items() if k.startswith("edgefkd."))
+    assert all(props[k] == v for k, v in source.items() if k.startswith("edgefkd.") and k != "edgefkd.precision")
+    assert props["edgefkd.precision"] == "int8"
     assert json.loads(props["edgefkd.quantization"])["method"] == "entropy"
 
 

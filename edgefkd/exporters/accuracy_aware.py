@@ -105,11 +105,10 @@ def quantize_onnx_accuracy_aware(
 
         quantized, accuracy = accuracy_of(plan)
         ranking: list[tuple[str, float]] = []
-        if fp32_accuracy - accuracy > max_drop:
+        if fp32_accuracy - accuracy > max_drop and max_reverts != 0:
             inputs = next(rebatch(calibrated.batches, ranking_samples))
             ranking = rank_harmful_nodes(model, plan, ranges, inputs)
-        limit = len(ranking) if max_reverts is None else min(max_reverts, len(ranking))
-        for name, gain in ranking[:limit]:
+        for name, gain in ranking[:max_reverts]:
             if fp32_accuracy - accuracy <= max_drop:
                 break
             plan = plan.without([name], "accuracy-aware: reverted")

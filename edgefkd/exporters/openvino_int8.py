@@ -75,7 +75,7 @@ def source_rt_info(model: "ov.Model") -> dict[str, str]:
     if not model.has_rt_info([RT_INFO_SECTION]):
         return {}
     section = model.get_rt_info()[RT_INFO_SECTION]
-    return {str(k): str(v.astext() if hasattr(v, "astext") else v) for k, v in section.items()}
+    return {str(k): v.astype(str) for k, v in section.items()}
 
 
 def _is_pooled(op: "ov.Node") -> bool:
@@ -225,6 +225,7 @@ def quantize_openvino_int8(
         info["max_drop"] = max_drop
     for key, value in rt_info.items():
         quantized.set_rt_info(value, [RT_INFO_SECTION, key])
+    quantized.set_rt_info("int8", [RT_INFO_SECTION, "precision"])
     quantized.set_rt_info(json.dumps(info), [RT_INFO_SECTION, "quantization"])
     save_openvino_atomically(quantized, Path(out_xml))
     info["peak_rss_mb"] = round(peak_rss_mb(), 1)

@@ -51,6 +51,7 @@ INT8_MAX = 127.0
 MAX_IR_VERSION = 10
 MIN_OPSET = 13  # per-axis DequantizeLinear
 QUANTIZATION_METADATA_KEY = "edgefkd.quantization"
+PRECISION_METADATA_KEY = "edgefkd.precision"
 
 
 # --------------------------------------------------------------------------------------
@@ -479,6 +480,7 @@ def write_qdq_model(
 
     check_qdq_graph(model)
     props = {p.key: p.value for p in model.metadata_props if p.key != QUANTIZATION_METADATA_KEY}
+    props[PRECISION_METADATA_KEY] = "int8"
     props[QUANTIZATION_METADATA_KEY] = json.dumps(info)
     del model.metadata_props[:]
     for key, value in props.items():

@@ -214,9 +214,9 @@ def _export_int8(
     notes: list[str],
 ) -> None:
     """Quantize with the calibration set (default: the shipped calib_data/)."""
-    from ..calib import default_calibration_source, load_calibration_faces
+    from ..calib import DEFAULT_SOURCE, load_calibration_faces
 
-    source = opts.calib or default_calibration_source()
+    source = opts.calib or DEFAULT_SOURCE
     t0 = time.perf_counter()
     faces = load_calibration_faces(source, contract.input_size, limit=opts.calib_count, seed=0)
     batches = [contract.prepare(faces[i : i + 32]) for i in range(0, len(faces), 32)]

@@ -185,7 +185,7 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda msg: Non
             from .tensorrt import TensorRTOptions, export_tensorrt
 
             manifest.write(stage)
-            for entry in export_tensorrt(stage, manifest, precisions, TensorRTOptions(**opts.tensorrt)):
+            for entry in export_tensorrt(stage, manifest, precisions, TensorRTOptions(calib_source=opts.calib, **opts.tensorrt)):
                 manifest.upsert(entry)
         if "onnx" not in formats or "fp32" not in precisions:
             # The fp32 ONNX was only an intermediate; keep it if another artifact refers to it.

@@ -16,15 +16,6 @@ calib_app = typer.Typer(
 )
 
 
-def _parse_size(text: str) -> tuple[int, int]:
-    from ..errors import InputError
-
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        raise InputError(f"--size must look like HxW (e.g. 112x112), got '{text}'")
-    return int(parts[0]), int(parts[1])
-
-
 @calib_app.command("synth")
 def synth(
     out: Path = typer.Option(..., "--out", help="Output folder (refused if non-empty, unless --force)."),
@@ -57,8 +48,9 @@ def inspect(
     from ..calib import CalibrationWarning, load_calibration_faces, open_calibration_source
     from ..calib.preview import write_contact_sheet
     from ..calib.synthetic import MANIFEST_NAME, check_manifest
+    from ..contract import parse_size
 
-    face_size = _parse_size(size)
+    face_size = parse_size(size)
     src = open_calibration_source(source, limit=limit, seed=seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CalibrationWarning)

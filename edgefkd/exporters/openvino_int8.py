@@ -41,6 +41,10 @@ AccuracyControlFn = Callable[[EmbedFn], float]
 WEIGHTED_TYPES = ("Convolution", "GroupConvolution", "MatMul")
 SENSITIVE_TYPES = ("PRelu",)
 PRESETS = ("performance", "mixed")
+#: "minmax": global min/max over the calibration set; "mean-minmax": NNCF's default, the
+#: mean of per-sample extremes (tighter, so less robust when calibration faces differ from
+#: deployment faces, e.g. the synthetic default set).
+ACTIVATION_RANGES = ("minmax", "mean-minmax")
 RT_INFO_SECTION = "edgefkd"
 
 
@@ -167,6 +171,7 @@ def quantize_openvino_int8(
     accuracy_control: AccuracyControlFn | None = None,
     max_drop: float | None = None,
     preset: str = "performance",
+    activation_range: str = "minmax",
 ) -> dict[str, Any]:
     """NNCF INT8 of an fp32 model, written to `out_xml` (+ .bin) with the source's rt_info.
 
@@ -175,6 +180,8 @@ def quantize_openvino_int8(
     """
     import nncf
 
+    if activation_range not in ACTIVATION_RANGES:
+        raise InputError(f"activation range must be one of {', '.join(ACTIVATION_RANGES)}, got {activation_range!r}")
     if preset not in PRESETS:
         raise InputError(f"NNCF preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     if accuracy_control is not None and (max_drop is None or max_drop < 0):
@@ -186,6 +193,12 @@ def quantize_openvino_int8(
     ignored_scope = nncf.IgnoredScope(
         names=sorted(set(ignored)), types=list(SENSITIVE_TYPES) if face_aware else [], validate=False
     )
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    advanced = AdvancedQuantizationParameters()
+    if activation_range == "minmax":
+        advanced.activations_range_estimator_params = RangeEstimatorParametersSet.MINMAX
     options = dict(
         preset=getattr(nncf.QuantizationPreset, preset.upper()),
         subset_size=len(samples),
@@ -194,6 +207,7 @@ def quantize_openvino_int8(
     info: dict[str, Any] = {
         "format": "openvino-nncf",
         "preset": preset,
+        "activation_range": activation_range,
         "face_aware": face_aware,
         "keep_fp": list(keep_fp),
         "ignored": sorted(set(ignored)),
@@ -202,14 +216,15 @@ def quantize_openvino_int8(
     start = time.perf_counter()
     try:
         if accuracy_control is None:
-            quantized = nncf.quantize(model, nncf.Dataset(samples), **options)
+            quantized = nncf.quantize(model, nncf.Dataset(samples), advanced_parameters=advanced, **options)
         else:
             def validate(compiled: "ov.CompiledModel", _items: Iterable[Any]) -> float:
                 return float(accuracy_control(compiled_embed(compiled)))
 
             quantized = nncf.quantize_with_accuracy_control(
                 model, nncf.Dataset(samples), nncf.Dataset(samples), validate,
-                max_drop=float(max_drop), drop_type=nncf.DropType.ABSOLUTE, **options,
+                max_drop=float(max_drop), drop_type=nncf.DropType.ABSOLUTE,
+                advanced_quantization_parameters=advanced, **options,
             )
     except nncf.ValidationError as exc:
         raise InputError(f"NNCF rejected the quantization setup: {exc}") from None

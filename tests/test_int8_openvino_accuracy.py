@@ -94,3 +94,15 @@ def test_onnx_accuracy_aware_reverts_most_harmful_layers_first(fp32_onnx, contra
     with pytest.raises(ValidationError, match="stays above"):
         quantize_onnx_accuracy_aware(fp32_onnx, tmp_path / "never.onnx", calib, agreement, max_drop=bound, max_reverts=0)
     assert not (tmp_path / "never.onnx").exists()
+
+
+def test_openvino_accuracy_control_on_pairs(fp32_onnx, contract, faces, pairs_accuracy, tmp_path):
+    pytest.importorskip("nncf")
+    from edgefkd.exporters.openvino_int8 import quantize_openvino_int8
+
+    out = tmp_path / "aa.xml"
+    info = quantize_openvino_int8(
+        fp32_onnx, out, contract.prepare(faces[0::2]), accuracy_control=pairs_accuracy.from_embed, max_drop=1.2
+    )
+    assert info["fp32_accuracy"] - info["int8_accuracy"] <= 1.2
+    assert info["int8_accuracy"] == pytest.approx(pairs_accuracy(out))

@@ -218,8 +218,11 @@ def quantize_openvino_int8(
         if accuracy_control is None:
             quantized = nncf.quantize(model, nncf.Dataset(samples), advanced_parameters=advanced, **options)
         else:
-            def validate(compiled: "ov.CompiledModel", _items: Iterable[Any]) -> float:
-                return float(accuracy_control(compiled_embed(compiled)))
+            def validate(compiled: "ov.CompiledModel", items: Iterable[Any]) -> tuple[float, list[list[Any]]]:
+                # Returning per-item outputs puts NNCF in "output" mode: it ranks layers by how
+                # far their outputs move instead of calling this (whole-pairs) metric once per item.
+                outputs = [[compiled(item)[0]] for item in items]
+                return float(accuracy_control(compiled_embed(compiled))), outputs
 
             quantized = nncf.quantize_with_accuracy_control(
                 model, nncf.Dataset(samples), nncf.Dataset(samples), validate,

@@ -140,8 +140,6 @@ def test_keep_fp_patterns(fp32_onnx, tmp_path, contract, split):
 
 
 def test_streaming_calibration_ranges_are_sane(fp32_onnx, contract, split):
-    import onnxruntime as ort
-
     from edgefkd.exporters import quantize_onnx as q
 
     model = q.load_fp32_onnx(fp32_onnx)

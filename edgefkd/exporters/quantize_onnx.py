@@ -268,6 +268,9 @@ def _collector_session(model: "onnx.ModelProto", tensor_names: Sequence[str]):
     )
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # Every collected tensor is a graph output, so the arena cannot recycle its blocks; without
+    # the arena each batch's buffers are returned to the allocator instead of being pooled.
+    options.enable_cpu_mem_arena = False
     return ort.InferenceSession(collector.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 

@@ -213,9 +213,13 @@ class Verification:
     tar_at_far: dict[str, dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
+        best = best_accuracy_threshold(self.scores, self.is_same)
         return {
             "accuracy": self.folded.accuracy,
             "accuracy_std": self.folded.accuracy_std,
+            # Optimistic: the threshold is tuned on the very pairs it is scored on.
+            "best_threshold_accuracy": rates_at(self.scores, self.is_same, best)["accuracy"],
+            "best_threshold": best,
             "auc": self.auc,
             "eer": self.eer,
             "tar_at_far": self.tar_at_far,

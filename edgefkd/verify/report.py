@@ -36,16 +36,17 @@ def _cos(agreement: dict[str, Any] | None) -> str:
 
 def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the summary table (shared by report.md and the terminal)."""
-    header = ["model", "fmt", "prec", "cos p1", "acc % ± std", "AUC", "EER %", "FAR/FRR % @ref thr", "teacher-space acc %", "s", "verdict"]
+    header = ["model", "fmt", "prec", "cos p1", "acc % ± std", "best-thr acc %", "AUC", "EER %", "FAR/FRR % @ref thr", "teacher-space acc %", "s", "verdict"]
     rows = []
     ref = report["reference"]
-    entries = [("reference", ref)] + [(a["label"], a) for a in report["artifacts"]]
+    entries = [("reference", ref)] + ([("teacher", report["teacher"])] if report["teacher"] else [])
+    entries += [(a["label"], a) for a in report["artifacts"]]
     for name, entry in entries:
         ver = entry.get("verification")
         drift = (entry.get("drift") or {}).get("best_accuracy")
         space = entry.get("teacher_space") or {}
-        if entry is ref:
-            verdict = "reference"
+        if entry is ref or entry is report["teacher"]:
+            verdict = name
         elif entry["status"] == "skipped":
             verdict = f"SKIPPED: {entry['skip_reason']}"
         else:
@@ -57,6 +58,7 @@ def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             entry["precision"],
             _cos(entry.get("agreement")),
             "-" if not ver else f"{_pct(ver['accuracy'])} ± {_pct(ver['accuracy_std'])}",
+            "-" if not ver else _pct(ver["best_threshold_accuracy"]),
             "-" if not ver else f"{ver['auc']:.4f}",
             "-" if not ver else _pct(ver["eer"]),
             "-" if not drift else f"{_pct(drift['artifact']['far'])}/{_pct(drift['artifact']['frr'])}",
@@ -89,7 +91,12 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
-    lines += ["", "FAR/FRR @ref thr: the reference's best-accuracy threshold applied unchanged to the model.", ""]
+    lines += [
+        "",
+        "acc: 10-fold LFW protocol (threshold chosen on the other 9 folds). best-thr acc: threshold tuned on all "
+        "pairs (optimistic). FAR/FRR @ref thr: the reference's best-accuracy threshold applied unchanged to the model.",
+        "",
+    ]
     lines.append("## TAR at FAR")
     for entry in [ref] + [a for a in report["artifacts"] if a["verification"]]:
         cells = []
@@ -114,15 +121,19 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], impostors: int, p
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # FAR 0 has no place on a log axis: draw it at half the smallest resolvable FAR.
+    floor = 0.5 / max(impostors, 1)
+    styles = ("-", "--", ":", "-.")
     fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
     try:
-        for label, (far, tar) in curves.items():
-            keep = far > 0  # log axis: FAR 0 cannot be drawn
-            ax.plot(far[keep], tar[keep], label=label, drawstyle="steps-post")
+        for i, (label, (far, tar)) in enumerate(curves.items()):
+            ax.plot(np.maximum(far, floor), tar, label=label, drawstyle="steps-post", linestyle=styles[i % len(styles)], alpha=0.85)
         ax.set_xscale("log")
-        ax.set_xlim(min(1.0 / max(impostors, 1), 1e-3) / 2, 1.0)
+        ax.set_xlim(floor, 1.0)
+        ax.axvline(1.0 / max(impostors, 1), color="grey", linewidth=0.8)
+        ax.text(1.0 / max(impostors, 1), 0.02, " 1 impostor", color="grey", fontsize=7)
         ax.set_ylim(0.0, 1.01)
-        ax.set_xlabel("FAR (false accept rate, log scale)")
+        ax.set_xlabel(f"FAR (log scale; FAR 0 drawn at {floor:.2g})")
         ax.set_ylabel("TAR (true accept rate)")
         ax.set_title("verify-parity ROC")
         ax.grid(True, which="both", alpha=0.3)

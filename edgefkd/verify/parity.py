@@ -126,7 +126,8 @@ def export_artifacts(export_dir: Path, manifest: Manifest, ov_device: str = "CPU
         status = entry.extra.get("status")
         reason = None
         if status not in (None, "ok", "built", "exported", "valid", "passed"):
-            reason = f"manifest status {status!r}" + (f": {entry.extra['reason']}" if entry.extra.get("reason") else "")
+            # The manifest's own "reason" (how to build it) stays in the manifest; the row says why not here.
+            reason = f"manifest status {status!r}"
         elif not path.is_file():
             reason = f"file {entry.path} is missing"
         if reason:

@@ -36,7 +36,7 @@ def _cos(agreement: dict[str, Any] | None) -> str:
 
 def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the summary table (shared by report.md and the terminal)."""
-    header = ["model", "fmt", "prec", "cos p1", "acc % ± std", "best-thr acc %", "AUC", "EER %", "FAR/FRR % @ref thr", "teacher-space acc %", "s", "verdict"]
+    header = ["model", "fmt", "prec", "cos p1", "acc % ± std", "best-thr acc %", "AUC", "EER %", "FAR/FRR % @ref thr", "teacher-space acc %", "load+embed s", "verdict"]
     rows = []
     ref = report["reference"]
     entries = [("reference", ref)] + ([("teacher", report["teacher"])] if report["teacher"] else [])

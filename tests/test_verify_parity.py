@@ -58,7 +58,9 @@ def _with_contract(src: Path, dst: Path, **changes: object) -> Path:
     return dst
 
 
-def test_correct_exports_pass_and_bin_equals_csv(export_dir, mobilefacenet_pt, pairs_bin, pairs_csv, tmp_path):
+def test_correct_exports_pass_and_bin_equals_csv(
+    export_dir, mobilefacenet_pt, mobilefacenet_upstream_onnx, pairs_bin, pairs_csv, tmp_path
+):
     # A view of the export whose manifest also lists a TensorRT engine that was deferred.
     view = tmp_path / "export_view"
     view.mkdir()
@@ -70,8 +72,13 @@ def test_correct_exports_pass_and_bin_equals_csv(export_dir, mobilefacenet_pt, p
     raw["artifacts"].append({"path": "model.engine", "format": "tensorrt", "precision": "fp16", "status": "deferred"})
     Manifest.from_dict(raw).write(view)
 
-    assert _verify(view, "--pairs", pairs_csv) == 0
+    # Teacher: the upstream fixed-batch-1 ONNX export of the same network (no edgefkd metadata).
+    contract = Manifest.read(export_dir).preprocess
+    assert _verify(view, "--pairs", pairs_csv, "--teacher", mobilefacenet_upstream_onnx, "--teacher-input-size", "112x112",
+                   "--teacher-mean", ",".join(map(str, contract.mean)), "--teacher-std", ",".join(map(str, contract.std))) == 0
     from_csv = _report(view / "parity")
+    assert from_csv["teacher"]["timing"]["batch"] == 1
+    assert all(a["teacher_space"]["drop_pp"] <= 1.0 for a in from_csv["artifacts"] if a["status"] == "verified")
     assert {"report.json", "report.md", "roc.png"} <= {p.name for p in (view / "parity").iterdir()}
     assert (view / "parity" / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     skipped = [a for a in from_csv["artifacts"] if a["status"] == "skipped"]

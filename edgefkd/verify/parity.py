@@ -189,15 +189,43 @@ class Embedded:
     backend: dict[str, Any] = field(default_factory=dict)
     activate_seconds: float = 0.0
     embed_seconds: float = 0.0
+    #: images per inference call (1 for fixed-batch artifacts)
+    batch_limit: int = 1
 
 
-def _embed_batch(runner: Any, faces_rgb: np.ndarray, flip: bool) -> np.ndarray:
-    contract = runner.contract
-    emb = runner.infer(contract.prepare(faces_rgb))
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:240]
+
+
+def _infer(runner: Any, faces_rgb: np.ndarray, max_batch: int) -> np.ndarray:
+    batch = runner.contract.prepare(faces_rgb)
+    try:
+        return np.concatenate([runner.infer(batch[i : i + max_batch]) for i in range(0, len(batch), max_batch)])
+    except Exception as exc:  # backends raise their own exception types; report one line
+        raise InputError(f"{runner.name}: inference failed: {_first_line(exc)}") from None
+
+
+def _embed_batch(runner: Any, faces_rgb: np.ndarray, flip: bool, max_batch: int) -> np.ndarray:
+    emb = _infer(runner, faces_rgb, max_batch)
     if flip:
         # Flip test: the embedding of the face plus that of its mirror image.
-        emb = emb + runner.infer(contract.prepare(np.ascontiguousarray(faces_rgb[:, :, ::-1])))
+        emb = emb + _infer(runner, np.ascontiguousarray(faces_rgb[:, :, ::-1]), max_batch)
     return emb
+
+
+def _batch_limit(runner: Any, batch_size: int) -> int:
+    """`batch_size`, or 1 for artifacts exported with a fixed batch of one (many upstream ONNX files).
+
+    If a single image fails too, the first real batch reports that error.
+    """
+    if batch_size == 1:
+        return 1
+    try:
+        runner.infer(runner.contract.example_input(2))
+        return batch_size
+    except Exception:  # a fixed batch axis shows up as the backend's own shape error
+        return 1
 
 
 def embed_all(
@@ -229,10 +257,13 @@ def embed_all(
             except ImportError as exc:
                 result.source.skip_reason = f"backend not installed: {exc}"
                 continue
+            runners.append((result, runner))
             result.activate_seconds = runner.activate_seconds or 0.0
+            result.batch_limit = _batch_limit(runner, batch_size)
             result.contract = runner.contract
             result.backend = runner.describe()
-            runners.append((result, runner))
+            if result.source.precision == "?":
+                result.source.precision = runner.precision
         chunks: dict[int, list[np.ndarray]] = {id(r): [] for r, _ in runners}
         for _, decoded in pairs.iter_decoded(batch_size):
             fitted: dict[tuple[int, int], np.ndarray] = {}
@@ -241,7 +272,7 @@ def embed_all(
                 if size not in fitted:
                     fitted[size] = np.stack([fit_face(face, size) for face in decoded])
                 start = time.perf_counter()
-                chunks[id(result)].append(_embed_batch(runner, fitted[size], flip))
+                chunks[id(result)].append(_embed_batch(runner, fitted[size], flip, result.batch_limit))
                 result.embed_seconds += time.perf_counter() - start
             if on_batch:
                 on_batch(len(decoded))
@@ -290,7 +321,7 @@ def _model_block(e: Embedded) -> dict[str, Any]:
         "contract": e.contract.to_dict() if e.contract else None,
         "backend": e.backend,
         **e.source.info,
-        "timing": {"activate_seconds": e.activate_seconds, "embed_seconds": e.embed_seconds},
+        "timing": {"activate_seconds": e.activate_seconds, "embed_seconds": e.embed_seconds, "batch": e.batch_limit},
     }
 
 

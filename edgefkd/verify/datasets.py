@@ -12,12 +12,10 @@ unpickler meets its name, before anything could be called.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import hashlib
 import io
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -26,6 +24,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..imaging import decode_image
+from ..safe_pickle import read_insightface_bin
 
 @dataclass
 class PairSet:
@@ -82,59 +81,10 @@ def _index_images(keys: Sequence[Any]) -> tuple[list[Any], np.ndarray]:
 # -- insightface .bin ---------------------------------------------------------------------
 
 
-def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
-    """The one call protocol-2 pickles use to spell `bytes`: _codecs.encode(str, 'latin1')."""
-    if not isinstance(text, str) or codecs.lookup(encoding).name != "iso8859-1":
-        raise pickle.UnpicklingError("_codecs.encode is admitted only as the latin1 spelling of bytes")
-    return text.encode("latin1")
-
-
-_SAFE_GLOBALS: dict[tuple[str, str], Any] = {
-    **{(mod, t.__name__): t for mod in ("builtins", "__builtin__") for t in (list, tuple, bytes, bytearray, bool, int)},
-    ("_codecs", "encode"): _latin1_encode,
-}
-
-
-class _PairBinUnpickler(pickle.Unpickler):
-    """Admit list/tuple/bytes/bytearray/bool/int; refuse every other global by name."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _SAFE_GLOBALS[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(f"refers to {module}.{name}") from None
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise pickle.UnpicklingError("uses persistent ids")
-
-
-def _load_bin_payload(path: Path) -> tuple[list[bytes], list[bool]]:
-    try:
-        with open(path, "rb") as fh:
-            # encoding="bytes": Python-2 .bin files store JPEGs as str, which must stay bytes.
-            payload = _PairBinUnpickler(fh, encoding="bytes").load()
-    except OSError as exc:
-        raise InputError(f"cannot read pairs file {path}: {exc}") from None
-    except pickle.UnpicklingError as exc:
-        raise InputError(f"refusing unsafe or malformed pairs file {path}: {exc}") from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as exc:
-        raise InputError(f"pairs file {path} is not an insightface .bin pickle: {exc}") from None
-    if not (isinstance(payload, (tuple, list)) and len(payload) == 2):
-        raise InputError(f"{path}: expected a pickle of (image bytes list, is_same list)")
-    blobs, labels = payload
-    if not isinstance(blobs, (list, tuple)) or not all(isinstance(b, (bytes, bytearray)) for b in blobs):
-        raise InputError(f"{path}: the first element must be a list of encoded images (bytes)")
-    if not isinstance(labels, (list, tuple)) or not all(isinstance(v, (bool, int)) for v in labels):
-        raise InputError(f"{path}: the second element must be a list of booleans (is_same)")
-    if len(blobs) != 2 * len(labels):
-        raise InputError(f"{path}: {len(blobs)} images for {len(labels)} pairs (expected two per pair)")
-    return [bytes(b) for b in blobs], [bool(v) for v in labels]
-
-
 def load_bin_pairs(path: str | os.PathLike[str]) -> PairSet:
     """An insightface verification .bin: images 2i and 2i+1 form pair i."""
     path = Path(path)
-    blobs, labels = _load_bin_payload(path)
+    blobs, labels = read_insightface_bin(path)
     # Identical JPEG bytes are the same image: decode it once.
     digests = [hashlib.sha256(b).digest() for b in blobs]
     first_blob = dict(zip(reversed(digests), reversed(blobs)))

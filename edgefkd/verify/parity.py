@@ -168,7 +168,7 @@ def teacher_source(
     if path.suffix.lower() in (".onnx", ".xml"):
         contract = artifact_contract(path)
         overrides = (input_size, mean, std, channel_order)
-        if contract is None and input_size is None:
+        if contract is None and all(v is None for v in overrides):
             raise InputError(f"teacher {path} carries no edgefkd contract; pass --teacher-input-size/-mean/-std/-channel-order")
         if any(v is not None for v in overrides):
             from ..models.registry import ARCFACE_CONTRACT

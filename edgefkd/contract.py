@@ -10,7 +10,7 @@ code path that turns decoded RGB uint8 faces into a model's input tensor.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np

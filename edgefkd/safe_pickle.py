@@ -9,6 +9,7 @@ files were written by Python 2; `encoding="bytes"` keeps their `str` images as b
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import pickle
@@ -17,20 +18,30 @@ from typing import Any
 
 from .errors import InputError
 
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """The one call protocol-2 pickles use to spell `bytes`: _codecs.encode(str, 'latin1')."""
+    if not isinstance(text, str) or codecs.lookup(encoding).name != "iso8859-1":
+        raise pickle.UnpicklingError("_codecs.encode is admitted only as the latin1 spelling of bytes")
+    return text.encode("latin1")
+
+
 # The only globals a pickle may name. Lists, tuples, bytes, bools and ints normally come
-# from dedicated opcodes and need no global; these cover writers that spell them out.
-SAFE_GLOBALS = frozenset(
-    ("builtins", name) for name in ("list", "tuple", "bytes", "bytearray", "bool", "int")
-) | frozenset(("__builtin__", name) for name in ("list", "tuple", "bytearray", "bool", "int"))
+# from dedicated opcodes and need no global; these cover writers that spell them out
+# (protocol 2 writes bytes as _codecs.encode(str, 'latin1'), admitted in that form only).
+SAFE_GLOBALS: dict[tuple[str, str], Any] = {
+    **{(mod, t.__name__): t for mod in ("builtins", "__builtin__") for t in (list, tuple, bytes, bytearray, bool, int)},
+    ("_codecs", "encode"): _latin1_encode,
+}
 
 
 class RestrictedUnpickler(pickle.Unpickler):
     """An Unpickler that refuses every global outside SAFE_GLOBALS and all persistent ids."""
 
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in SAFE_GLOBALS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
+        try:
+            return SAFE_GLOBALS[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refusing to load global {module}.{name}") from None
 
     def persistent_load(self, pid: Any) -> Any:
         raise pickle.UnpicklingError("refusing a persistent id")
@@ -40,8 +51,10 @@ def restricted_loads(data: bytes, what: str = "pickle") -> Any:
     """Unpickle `data` admitting only list/tuple/bytes/bytearray/bool/int; InputError otherwise."""
     try:
         return RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
-        raise InputError(f"{what} is not a safe pickle of plain lists/bytes/bools: {exc}") from None
+    except pickle.UnpicklingError as exc:
+        raise InputError(f"refusing unsafe or malformed {what}: {exc}") from None
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as exc:
+        raise InputError(f"{what} is not a pickle of plain lists/bytes/bools: {exc}") from None
 
 
 def read_insightface_bin(path: str | os.PathLike[str]) -> tuple[list[bytes], list[bool]]:

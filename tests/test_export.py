@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from edgefkd.contract import PreprocessContract
 from edgefkd.fileio import sha256_file

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+
 
 from ..contract import METADATA_PREFIX, PreprocessContract
 from ..errors import InputError

@@ -1,0 +1,1 @@
+"""verify-parity: pair datasets, verification metrics, parity runs and reports."""

@@ -1,0 +1,517 @@
+"""verify-parity: embed the pair images with the reference, every artifact and the teacher,
+then judge each artifact with agreement, verification, drift and teacher-space metrics.
+
+Images are decoded once per batch and shared by every model; each model gets them fitted
+to its own contract input size and prepared only through its contract. Only embeddings
+are kept, so memory grows with (images x embedding size), not with pixels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..contract import PreprocessContract, override_contract
+from ..errors import BackendUnavailable, InputError
+from ..imaging import fit_face
+from ..manifest import MANIFEST_NAME, Manifest
+from . import metrics
+from .datasets import PairSet
+
+PYTORCH = "pytorch"
+
+
+@dataclass
+class ModelSource:
+    """Something that can embed faces: the PyTorch reference, an artifact, the teacher."""
+
+    label: str
+    path: str
+    format: str  # pytorch | onnx | openvino | tensorrt
+    precision: str
+    open: Callable[[], Any] | None  # -> inactive Runner; None when skipped
+    skip_reason: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Gates:
+    min_cosine: float = 0.99
+    max_acc_drop: float = 0.5  # percentage points
+    max_teacher_drop: float = 1.0  # percentage points
+
+
+@dataclass
+class ParityOptions:
+    batch_size: int = 32
+    flip: bool = False
+    folds: int = 10
+    bootstrap: int = 0
+    gates: Gates = field(default_factory=Gates)
+
+
+# -- building model sources ---------------------------------------------------------------
+
+
+def _checkpoint_source(
+    label: str,
+    checkpoint: str | Path,
+    arch: str | None,
+    contract: PreprocessContract | None = None,
+    input_size: str | None = None,
+    mean: str | None = None,
+    std: str | None = None,
+    channel_order: str | None = None,
+) -> ModelSource:
+    """A PyTorch checkpoint loaded with load_student; `contract` (from a manifest) first, then overrides."""
+    from ..models.loading import load_student
+
+    if contract is not None:
+        contract = override_contract(contract, input_size, mean, std, channel_order)
+        input_size, mean, std, channel_order = (
+            contract.input_size, contract.mean, contract.std, contract.channel_order,  # type: ignore[assignment]
+        )
+    loaded = load_student(
+        checkpoint, arch, input_size=input_size, mean=mean, std=std, channel_order=channel_order
+    )
+
+    def open_torch() -> Any:
+        from ..runners.torch_runner import TorchRunner
+
+        return TorchRunner(loaded.module, loaded.contract, name=label)
+
+    return ModelSource(
+        label, str(checkpoint), PYTORCH, "fp32", open_torch,
+        info={"arch": loaded.arch, "checkpoint_sha256": loaded.checkpoint_sha256, "contract": loaded.contract.to_dict()},
+    )
+
+
+def _manifest_checkpoint(export_dir: Path, manifest: Manifest) -> Path:
+    raw = manifest.model.get("checkpoint")
+    if not raw:
+        raise InputError(f"{export_dir / MANIFEST_NAME} names no checkpoint; pass --reference CHECKPOINT")
+    for candidate in (Path(raw), export_dir / raw):
+        if candidate.is_file():
+            return candidate
+    raise InputError(f"reference checkpoint {raw} (from {export_dir / MANIFEST_NAME}) not found; pass --reference CHECKPOINT")
+
+
+def _artifact_source(path: Path, fmt: str, precision: str | None, contract: PreprocessContract | None = None,
+                     ov_device: str = "CPU", label: str | None = None) -> ModelSource:
+    from ..runners import open_runner
+
+    def open_artifact() -> Any:
+        return open_runner(path, contract=contract, precision=precision, device=ov_device, name=label or path.name)
+
+    return ModelSource(label or path.name, str(path), fmt, precision or "?", open_artifact)
+
+
+def find_export_dir(artifact: Path) -> Path | None:
+    """The export directory holding a standalone artifact (its folder or the one above)."""
+    for folder in (artifact.parent, artifact.parent.parent):
+        if (folder / MANIFEST_NAME).is_file():
+            return folder
+    return None
+
+
+def export_artifacts(export_dir: Path, manifest: Manifest, ov_device: str = "CPU") -> list[ModelSource]:
+    """Every artifact of an export's manifest; deferred or missing ones as skipped rows."""
+    sources = []
+    for entry in manifest.artifacts:
+        path = export_dir / entry.path
+        status = entry.extra.get("status")
+        reason = None
+        if status not in (None, "ok", "built", "exported", "valid", "passed"):
+            # The manifest's own "reason" (how to build it) stays in the manifest; the row says why not here.
+            reason = f"manifest status {status!r}"
+        elif not path.is_file():
+            reason = f"file {entry.path} is missing"
+        if reason:
+            sources.append(ModelSource(entry.path, str(path), entry.format, entry.precision, None, reason))
+        else:
+            sources.append(_artifact_source(path, entry.format, entry.precision, ov_device=ov_device, label=entry.path))
+    return sources
+
+
+def standalone_artifact(path: Path, ov_device: str = "CPU") -> ModelSource:
+    from ..runners import artifact_format, read_artifact_metadata
+
+    meta = read_artifact_metadata(path)
+    return _artifact_source(path, artifact_format(path), meta.get("edgefkd.precision"), ov_device=ov_device)
+
+
+def teacher_source(
+    spec: str | Path,
+    arch: str | None = None,
+    input_size: str | None = None,
+    mean: str | None = None,
+    std: str | None = None,
+    channel_order: str | None = None,
+    ov_device: str = "CPU",
+) -> ModelSource:
+    """The teacher: a checkpoint, an export directory (its checkpoint) or an ONNX/OpenVINO file."""
+    from ..runners import artifact_contract, artifact_format
+
+    path = Path(spec)
+    if path.is_dir():
+        manifest = Manifest.read(path)
+        return _checkpoint_source(
+            "teacher", _manifest_checkpoint(path, manifest), manifest.model.get("arch"), manifest.preprocess,
+            input_size, mean, std, channel_order,
+        )
+    if not path.is_file():
+        raise InputError(f"teacher not found: {path}")
+    if path.suffix.lower() in (".onnx", ".xml"):
+        contract = artifact_contract(path)
+        overrides = (input_size, mean, std, channel_order)
+        if contract is None and all(v is None for v in overrides):
+            raise InputError(f"teacher {path} carries no edgefkd contract; pass --teacher-input-size/-mean/-std/-channel-order")
+        if any(v is not None for v in overrides):
+            from ..models.registry import ARCFACE_CONTRACT
+
+            contract = override_contract(contract or ARCFACE_CONTRACT, *overrides)
+        return _artifact_source(path, artifact_format(path), None, contract, ov_device, label="teacher")
+    return _checkpoint_source("teacher", path, arch, None, input_size, mean, std, channel_order)
+
+
+# -- embedding ----------------------------------------------------------------------------
+
+
+@dataclass
+class Embedded:
+    source: ModelSource
+    embeddings: np.ndarray | None = None
+    contract: PreprocessContract | None = None
+    backend: dict[str, Any] = field(default_factory=dict)
+    activate_seconds: float = 0.0
+    embed_seconds: float = 0.0
+    #: images per inference call (1 for fixed-batch artifacts)
+    batch_limit: int = 1
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:240]
+
+
+def _infer(runner: Any, faces_rgb: np.ndarray, max_batch: int) -> np.ndarray:
+    batch = runner.contract.prepare(faces_rgb)
+    try:
+        return np.concatenate([runner.infer(batch[i : i + max_batch]) for i in range(0, len(batch), max_batch)])
+    except Exception as exc:  # backends raise their own exception types; report one line
+        raise InputError(f"{runner.name}: inference failed: {_first_line(exc)}") from None
+
+
+def _embed_batch(runner: Any, faces_rgb: np.ndarray, flip: bool, max_batch: int) -> np.ndarray:
+    emb = _infer(runner, faces_rgb, max_batch)
+    if flip:
+        # Flip test: the embedding of the face plus that of its mirror image.
+        emb = emb + _infer(runner, np.ascontiguousarray(faces_rgb[:, :, ::-1]), max_batch)
+    return emb
+
+
+def _batch_limit(runner: Any, batch_size: int) -> int:
+    """`batch_size`, or 1 for artifacts exported with a fixed batch of one (many upstream ONNX files).
+
+    If a single image fails too, the first real batch reports that error.
+    """
+    if batch_size == 1:
+        return 1
+    try:
+        runner.infer(runner.contract.example_input(2))
+        return batch_size
+    except Exception:  # a fixed batch axis shows up as the backend's own shape error
+        return 1
+
+
+def embed_all(
+    pairs: PairSet,
+    sources: Sequence[ModelSource],
+    batch_size: int,
+    flip: bool = False,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[Embedded]:
+    """Embed every unique image with every runnable source, decoding each image once.
+
+    A source whose backend is not available here (BackendUnavailable, or TensorRT not
+    importable) becomes a skipped row rather than an error.
+    """
+    if batch_size <= 0:
+        raise InputError(f"--batch-size must be positive, got {batch_size}")
+    results = [Embedded(s) for s in sources]
+    runners: list[tuple[Embedded, Any]] = []
+    try:
+        for result in results:
+            if result.source.open is None:
+                continue
+            try:
+                runner = result.source.open()
+                runner.activate()
+            except BackendUnavailable as exc:
+                result.source.skip_reason = str(exc)
+                continue
+            except ImportError as exc:
+                result.source.skip_reason = f"backend not installed: {exc}"
+                continue
+            runners.append((result, runner))
+            result.activate_seconds = runner.activate_seconds or 0.0
+            result.batch_limit = _batch_limit(runner, batch_size)
+            result.contract = runner.contract
+            result.backend = runner.describe()
+            if result.source.precision == "?":
+                result.source.precision = runner.precision
+        chunks: dict[int, list[np.ndarray]] = {id(r): [] for r, _ in runners}
+        for _, decoded in pairs.iter_decoded(batch_size):
+            fitted: dict[tuple[int, int], np.ndarray] = {}
+            for result, runner in runners:
+                size = runner.contract.input_size
+                if size not in fitted:
+                    fitted[size] = np.stack([fit_face(face, size) for face in decoded])
+                start = time.perf_counter()
+                chunks[id(result)].append(_embed_batch(runner, fitted[size], flip, result.batch_limit))
+                result.embed_seconds += time.perf_counter() - start
+            if on_batch:
+                on_batch(len(decoded))
+        for result, _ in runners:
+            result.embeddings = np.concatenate(chunks[id(result)])
+    finally:
+        for _, runner in runners:
+            runner.deactivate()
+    return results
+
+
+# -- judging ------------------------------------------------------------------------------
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def _teacher_space(
+    teacher: Embedded, teacher_ver: metrics.Verification, student: np.ndarray, pairs: PairSet, folds: int
+) -> dict[str, Any]:
+    """Cross-model verification: the teacher embeds one image of a pair, the student the other."""
+    t = teacher.embeddings
+    assert t is not None
+    if t.shape[1] != student.shape[1]:
+        return {"error": f"teacher embeds {t.shape[1]}-d, this model {student.shape[1]}-d: not one embedding space"}
+    directions = {
+        "teacher_a_student_b": metrics.verify_scores(metrics.pair_scores(t, student, pairs.pairs), pairs.is_same, folds),
+        "student_a_teacher_b": metrics.verify_scores(metrics.pair_scores(student, t, pairs.pairs), pairs.is_same, folds),
+    }
+    worst = min(v.folded.accuracy for v in directions.values())
+    return {
+        "teacher_accuracy": teacher_ver.folded.accuracy,
+        "cross_accuracy": worst,
+        "drop_pp": 100 * (teacher_ver.folded.accuracy - worst),
+        "directions": {k: v.to_dict() for k, v in directions.items()},
+    }
+
+
+def _model_block(e: Embedded) -> dict[str, Any]:
+    return {
+        "label": e.source.label,
+        "path": e.source.path,
+        "format": e.source.format,
+        "precision": e.source.precision,
+        "contract": e.contract.to_dict() if e.contract else None,
+        "backend": e.backend,
+        **e.source.info,
+        "timing": {"activate_seconds": e.activate_seconds, "embed_seconds": e.embed_seconds, "batch": e.batch_limit},
+    }
+
+
+@dataclass
+class ParityResult:
+    report: dict[str, Any]
+    #: label -> (FAR, TAR) for the ROC plot
+    curves: dict[str, tuple[np.ndarray, np.ndarray]]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.report["passed"])
+
+
+def judge(
+    pairs: PairSet,
+    reference: Embedded,
+    artifacts: Sequence[Embedded],
+    teacher: Embedded | None,
+    options: ParityOptions,
+) -> ParityResult:
+    """All metrics and the gate verdict of every artifact against the reference (and teacher)."""
+    gates = options.gates
+    folds = options.folds
+    assert reference.embeddings is not None
+    ref_emb = reference.embeddings
+    ref_ver = metrics.verify_scores(metrics.pair_scores(ref_emb, ref_emb, pairs.pairs), pairs.is_same, folds)
+    curves = {f"reference ({reference.source.label})": (ref_ver.far, ref_ver.tar)}
+    teacher_ver = None
+    teacher_block = None
+    if teacher is not None:
+        assert teacher.embeddings is not None
+        t = teacher.embeddings
+        teacher_ver = metrics.verify_scores(metrics.pair_scores(t, t, pairs.pairs), pairs.is_same, folds)
+        curves[f"teacher ({Path(teacher.source.path).name})"] = (teacher_ver.far, teacher_ver.tar)
+        teacher_block = {**_model_block(teacher), "verification": teacher_ver.to_dict()}
+
+    reference_block = {**_model_block(reference), "verification": ref_ver.to_dict(), "teacher_space": None}
+    if teacher is not None and teacher_ver is not None:
+        reference_block["teacher_space"] = _teacher_space(teacher, teacher_ver, ref_emb, pairs, folds)
+
+    rows = []
+    for art in artifacts:
+        row: dict[str, Any] = {
+            **_model_block(art),
+            "status": "skipped" if art.embeddings is None else "verified",
+            "skip_reason": art.source.skip_reason,
+            "agreement": None,
+            "verification": None,
+            "drift": None,
+            "teacher_space": None,
+            "bootstrap": None,
+            "passed": None,
+            "failures": [],
+        }
+        rows.append(row)
+        if art.embeddings is None:
+            continue
+        emb = art.embeddings
+        failures: list[str] = []
+        if emb.shape[1] != ref_emb.shape[1]:
+            failures.append(f"embeds {emb.shape[1]}-d, the reference {ref_emb.shape[1]}-d")
+        else:
+            row["agreement"] = metrics.agreement(ref_emb, emb)
+            p1 = row["agreement"]["cosine_p1"]
+            if not p1 >= gates.min_cosine:
+                failures.append(f"cosine p1 {p1:.4f} < {gates.min_cosine} vs reference")
+        ver = metrics.verify_scores(metrics.pair_scores(emb, emb, pairs.pairs), pairs.is_same, folds)
+        curves[art.source.label] = (ver.far, ver.tar)
+        row["verification"] = ver.to_dict()
+        row["verification"]["accuracy_drop_pp"] = 100 * (ref_ver.folded.accuracy - ver.folded.accuracy)
+        if row["verification"]["accuracy_drop_pp"] > gates.max_acc_drop:
+            failures.append(
+                f"accuracy {_percent(ver.folded.accuracy)} is {row['verification']['accuracy_drop_pp']:.2f} pp below "
+                f"the reference {_percent(ref_ver.folded.accuracy)} (max {gates.max_acc_drop})"
+            )
+        row["drift"] = metrics.threshold_drift(ref_ver, ver)
+        if options.bootstrap > 0:
+            row["bootstrap"] = metrics.paired_bootstrap(ref_ver.folded.correct, ver.folded.correct, options.bootstrap)
+        if teacher is not None and teacher_ver is not None:
+            space = _teacher_space(teacher, teacher_ver, emb, pairs, folds)
+            row["teacher_space"] = space
+            if "error" in space:
+                failures.append(space["error"])
+            elif space["drop_pp"] > gates.max_teacher_drop:
+                failures.append(
+                    f"teacher-space accuracy {_percent(space['cross_accuracy'])} is {space['drop_pp']:.2f} pp below "
+                    f"the teacher's {_percent(space['teacher_accuracy'])} (max {gates.max_teacher_drop})"
+                )
+        row["passed"] = not failures
+        row["failures"] = failures
+
+    verified = [r for r in rows if r["status"] == "verified"]
+    report = {
+        "pairs": pairs.describe(),
+        "options": {
+            "batch_size": options.batch_size,
+            "flip": options.flip,
+            "folds": folds,
+            "bootstrap": options.bootstrap,
+            "gates": {
+                "min_cosine": gates.min_cosine,
+                "max_acc_drop_pp": gates.max_acc_drop,
+                "max_teacher_drop_pp": gates.max_teacher_drop,
+            },
+        },
+        "reference": reference_block,
+        "teacher": teacher_block,
+        "artifacts": rows,
+        "passed": bool(verified) and all(r["passed"] for r in verified),
+    }
+    return ParityResult(report, curves)
+
+
+# -- orchestration ------------------------------------------------------------------------
+
+
+@dataclass
+class ReferenceOptions:
+    """--reference CHECKPOINT and the loading options shared with export."""
+
+    checkpoint: str | None = None
+    arch: str | None = None
+    input_size: str | None = None
+    mean: str | None = None
+    std: str | None = None
+    channel_order: str | None = None
+
+
+@dataclass
+class Targets:
+    reference: ModelSource
+    artifacts: list[ModelSource]
+    #: where the report goes unless --report says otherwise
+    default_report_dir: Path
+
+
+def resolve_targets(targets: Sequence[str | Path], ref: ReferenceOptions, ov_device: str = "CPU") -> Targets:
+    """Export directories and standalone artifacts -> the reference and the artifacts to verify."""
+    if not targets:
+        raise InputError("give an export directory or at least one artifact")
+    artifacts: list[ModelSource] = []
+    export_dirs: list[Path] = []
+    report_dir: Path | None = None
+    for target in map(Path, targets):
+        if target.is_dir():
+            manifest_dir: Path | None = target
+            artifacts += export_artifacts(target, Manifest.read(target), ov_device)
+        elif target.is_file():
+            manifest_dir = find_export_dir(target)
+            artifacts.append(standalone_artifact(target, ov_device))
+        else:
+            raise InputError(f"not found: {target}")
+        if manifest_dir is not None and manifest_dir not in export_dirs:
+            export_dirs.append(manifest_dir)
+        if report_dir is None:
+            report_dir = (target if target.is_dir() else target.parent) / "parity"
+    if not artifacts:
+        raise InputError(f"{targets[0]} lists no artifacts to verify")
+    manifest = Manifest.read(export_dirs[0]) if export_dirs else None
+    contract = manifest.preprocess if manifest else None
+    if ref.checkpoint is not None:
+        arch = ref.arch or (manifest.model.get("arch") if manifest else None)
+        reference = _checkpoint_source(
+            "pytorch", ref.checkpoint, arch, contract, ref.input_size, ref.mean, ref.std, ref.channel_order
+        )
+    elif manifest is not None:
+        reference = _checkpoint_source(
+            "pytorch", _manifest_checkpoint(export_dirs[0], manifest), ref.arch or manifest.model.get("arch"), contract,
+            ref.input_size, ref.mean, ref.std, ref.channel_order,
+        )
+    else:
+        raise InputError("artifacts outside an export directory need --reference CHECKPOINT (with --arch and its preprocessing)")
+    assert report_dir is not None
+    return Targets(reference, artifacts, report_dir)
+
+
+def run_parity(
+    pairs: PairSet,
+    targets: Targets,
+    teacher: ModelSource | None,
+    options: ParityOptions,
+    on_batch: Callable[[int], None] | None = None,
+) -> ParityResult:
+    """Embed with every model (images decoded once) and judge each artifact."""
+    sources = [targets.reference, *targets.artifacts] + ([teacher] if teacher else [])
+    embedded = embed_all(pairs, sources, options.batch_size, options.flip, on_batch)
+    reference, rest = embedded[0], embedded[1:]
+    teacher_embedded = rest.pop() if teacher else None
+    for model in (reference, teacher_embedded):
+        if model is not None and model.embeddings is None:
+            raise BackendUnavailable(f"{model.source.label} could not run here: {model.source.skip_reason}")
+    return judge(pairs, reference, rest, teacher_embedded, options)

@@ -1,0 +1,224 @@
+"""verify-parity end to end on the real shared faces and MobileFaceNet: correct exports pass,
+planted defects (channel swap, wrong normalisation, another network, another embedding
+space) fail the gate, and bad input exits 2 without running anything."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgefkd.cli import main
+from edgefkd.manifest import Manifest
+
+ARCH = "mobilefacenet-foamliu"
+
+
+def _verify(*args: object) -> int:
+    return main(["verify-parity", *map(str, args)])
+
+
+def _report(folder: Path) -> dict:
+    return json.loads((folder / "report.json").read_text())
+
+
+def _export_onnx(module, contract, path: Path) -> Path:
+    """Export a module the way edgefkd export does (dynamic batch, contract in metadata)."""
+    from edgefkd.exporters.onnx import export_onnx
+
+    return export_onnx(module, contract, path, exporter="legacy", simplify=False).path
+
+
+@pytest.fixture(scope="module")
+def export_dir(mobilefacenet_export) -> Path:
+    return Path(mobilefacenet_export)
+
+
+def _artifact(export_dir: Path, fmt: str, precision: str) -> Path:
+    entries = Manifest.read(export_dir).find(fmt, precision)
+    if not entries:
+        pytest.skip(f"the export has no {fmt} {precision} artifact")
+    return export_dir / entries[0].path
+
+
+def _with_contract(src: Path, dst: Path, **changes: object) -> Path:
+    """A copy of an ONNX artifact whose metadata lies about its preprocessing."""
+    from edgefkd.exporters.onnx import set_onnx_metadata
+    from edgefkd.runners import artifact_contract
+
+    shutil.copyfile(src, dst)
+    contract = artifact_contract(src)
+    assert contract is not None
+    set_onnx_metadata(dst, {"edgefkd.preprocess": json.dumps({**contract.to_dict(), **changes})})
+    return dst
+
+
+def test_correct_exports_pass_and_bin_equals_csv(
+    export_dir, mobilefacenet_pt, mobilefacenet_upstream_onnx, pairs_bin, pairs_csv, tmp_path
+):
+    # A view of the export whose manifest also lists a TensorRT engine that was deferred.
+    view = tmp_path / "export_view"
+    view.mkdir()
+    manifest = Manifest.read(export_dir)
+    raw = manifest.to_dict()
+    for entry in raw["artifacts"]:
+        entry["path"] = os.path.relpath(export_dir / entry["path"], view)
+    raw["model"]["checkpoint"] = str(mobilefacenet_pt)
+    raw["artifacts"].append({"path": "model.engine", "format": "tensorrt", "precision": "fp16", "status": "deferred"})
+    Manifest.from_dict(raw).write(view)
+
+    # Teacher: the upstream fixed-batch-1 ONNX export of the same network (no edgefkd metadata).
+    contract = Manifest.read(export_dir).preprocess
+    assert _verify(view, "--pairs", pairs_csv, "--teacher", mobilefacenet_upstream_onnx, "--teacher-input-size", "112x112",
+                   "--teacher-mean", ",".join(map(str, contract.mean)), "--teacher-std", ",".join(map(str, contract.std))) == 0
+    from_csv = _report(view / "parity")
+    assert from_csv["teacher"]["timing"]["batch"] == 1
+    assert all(a["teacher_space"]["drop_pp"] <= 1.0 for a in from_csv["artifacts"] if a["status"] == "verified")
+    assert {"report.json", "report.md", "roc.png"} <= {p.name for p in (view / "parity").iterdir()}
+    assert (view / "parity" / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    skipped = [a for a in from_csv["artifacts"] if a["status"] == "skipped"]
+    assert [a["format"] for a in skipped] == ["tensorrt"] and "deferred" in skipped[0]["skip_reason"]
+
+    bin_report = tmp_path / "bin_report"
+    assert _verify(export_dir, "--pairs", pairs_bin, "--report", bin_report,
+                   "--teacher", mobilefacenet_pt, "--teacher-arch", ARCH, "--bootstrap", 200) == 0
+    from_bin = _report(bin_report)
+
+    # The same pairs from the .bin and the CSV give the same numbers, to the last bit.
+    assert from_bin["reference"]["verification"] == from_csv["reference"]["verification"]
+    verified = [a for a in from_csv["artifacts"] if a["status"] == "verified"]
+    assert len(verified) == len(from_bin["artifacts"]) >= 1
+    for a, b in zip(verified, from_bin["artifacts"]):
+        assert (a["agreement"], a["verification"], a["drift"]) == (b["agreement"], b["verification"], b["drift"])
+        assert b["passed"] and not b["failures"]
+        assert b["agreement"]["cosine_p1"] >= 0.99
+        # The teacher is the student's own checkpoint: cross-model pairs score like its own.
+        space = b["teacher_space"]
+        assert space["teacher_accuracy"] == from_bin["teacher"]["verification"]["accuracy"]
+        assert space["drop_pp"] <= 1.0
+        assert b["bootstrap"]["ci95"][0] <= b["bootstrap"]["difference"] <= b["bootstrap"]["ci95"][1]
+    precisions = {(b["format"], b["precision"]) for b in from_bin["artifacts"]}
+    assert {("onnx", "fp32"), ("onnx", "fp16")} <= precisions
+    ref = from_bin["reference"]["verification"]
+    # The shared README measures about 97.7 % (best threshold) and AUC about 0.997.
+    assert ref["best_threshold_accuracy"] > 0.95 and ref["auc"] > 0.99
+    assert ref["tar_at_far"]["1e-03"]["tar"] is None and "not enough impostor pairs" in ref["tar_at_far"]["1e-03"]["note"]
+    assert from_bin["pairs"]["pairs"] == from_csv["pairs"]["pairs"] == 176
+
+
+def test_planted_defects_fail(export_dir, mobilefacenet_pt, pairs_csv, tmp_path):
+    import torch
+
+    from edgefkd.models.loading import load_student
+    from edgefkd.models.registry import create_model
+
+    fp32 = _artifact(export_dir, "onnx", "fp32")
+    bgr = _with_contract(fp32, tmp_path / "bgr_swap.onnx", channel_order="bgr")
+    arcface_norm = _with_contract(fp32, tmp_path / "wrong_mean_std.onnx", mean=[127.5] * 3, std=[127.5] * 3)
+    torch.manual_seed(0)
+    contract = load_student(mobilefacenet_pt, ARCH).contract
+    other_net = _export_onnx(create_model(ARCH), contract, tmp_path / "other_network.onnx")
+
+    report = tmp_path / "r"
+    code = _verify(bgr, arcface_norm, other_net, "--pairs", pairs_csv, "--reference", mobilefacenet_pt,
+                   "--arch", ARCH, "--report", report)
+    assert code == 1
+    rows = {Path(a["path"]).name: a for a in _report(report)["artifacts"]}
+    assert set(rows) == {"bgr_swap.onnx", "wrong_mean_std.onnx", "other_network.onnx"}
+    for name, row in rows.items():
+        assert row["passed"] is False, name
+        assert any("cosine p1" in f for f in row["failures"]), (name, row["failures"])
+    assert "FAIL" in (report / "report.md").read_text()
+
+
+def _rotated_state_dict(checkpoint: Path, rotation: np.ndarray) -> dict:
+    """The network with its output rotated: fold R into conv3 and make the last BN the identity."""
+    import torch
+
+    sd = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    r = torch.from_numpy(rotation)
+    scale = sd["bn.weight"] / torch.sqrt(sd["bn.running_var"] + 1e-5)
+    shift = sd["bn.bias"] - scale * sd["bn.running_mean"]
+    weight = sd["conv3.weight"]  # (128, 512, 1, 1)
+    sd["conv3.weight"] = (r @ (scale[:, None] * weight.flatten(1))).reshape(weight.shape)
+    sd["conv3.bias"] = r @ (scale * sd["conv3.bias"] + shift)
+    sd["bn.weight"] = torch.full_like(scale, (1 + 1e-5) ** 0.5)
+    sd["bn.bias"] = torch.zeros_like(scale)
+    sd["bn.running_mean"] = torch.zeros_like(scale)
+    sd["bn.running_var"] = torch.ones_like(scale)
+    return sd
+
+
+def test_student_from_another_embedding_space_fails_teacher_gate(export_dir, mobilefacenet_pt, pairs_csv, tmp_path):
+    """Same standalone accuracy, different space: only the teacher-space gate can tell.
+
+    The teacher is the real network with a fixed random rotation on its output, so the
+    correct fp32 export is a faithful student of the checkpoint but not of this teacher.
+    """
+    import torch
+
+    q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((128, 128)))
+    rotated_teacher = tmp_path / "rotated.pt"
+    torch.save(_rotated_state_dict(mobilefacenet_pt, q.astype(np.float32)), rotated_teacher)
+
+    report = tmp_path / "r"
+    code = _verify(_artifact(export_dir, "onnx", "fp32"), "--pairs", pairs_csv, "--teacher", rotated_teacher,
+                   "--teacher-arch", ARCH, "--report", report)
+    assert code == 1
+    data = _report(report)
+    row = data["artifacts"][0]
+    assert row["agreement"]["cosine_p1"] >= 0.99
+    # The rotation keeps every cosine within one model, so the teacher's own accuracy is the student's.
+    assert abs(row["verification"]["accuracy"] - data["teacher"]["verification"]["accuracy"]) * 100 <= 0.5
+    assert len(row["failures"]) == 1 and "teacher-space" in row["failures"][0]
+    assert data["reference"]["teacher_space"]["drop_pp"] > 1.0
+
+
+def test_flip_adds_the_mirror_embedding_and_decodes_once(export_dir, pairs_csv):
+    from edgefkd.imaging import fit_face
+    from edgefkd.runners import open_runner
+    from edgefkd.verify.datasets import PairSet, load_pairs
+    from edgefkd.verify.parity import embed_all, standalone_artifact
+
+    full = load_pairs(pairs_csv)
+    few = PairSet("first pairs", "csv", full.images[:6], np.array([[0, 1], [2, 3], [4, 5]]), np.array([True, False, True]))
+    onnx_path = _artifact(export_dir, "onnx", "fp32")
+    seen: list[int] = []
+    flipped, = embed_all(few, [standalone_artifact(onnx_path)], batch_size=4, flip=True, on_batch=seen.append)
+    assert seen == [4, 2]  # the unique images, batch by batch
+    with open_runner(onnx_path) as runner:
+        faces = np.stack([fit_face(few.decode(i), runner.contract.input_size) for i in range(6)])
+        expected = runner.embed_faces(faces) + runner.embed_faces(faces[:, :, ::-1])
+    np.testing.assert_allclose(flipped.embeddings, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_bad_input_exits_2_and_runs_nothing(export_dir, pairs_csv, tmp_path, capsys):
+    class Plant:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    evil = tmp_path / "evil.bin"
+    evil.write_bytes(pickle.dumps(([Plant()], [True])))
+    report = tmp_path / "r"
+    assert _verify(export_dir, "--pairs", evil, "--report", report) == 2
+    assert not (tmp_path / "pwned").exists() and not report.exists()
+    assert "refusing unsafe" in capsys.readouterr().err
+
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("file_a,file_b,is_same\nmissing_a.jpg,missing_b.jpg,1\n")
+    assert _verify(export_dir, "--pairs", csv, "--report", report) == 2
+    lone = _artifact(export_dir, "onnx", "fp32")
+    elsewhere = tmp_path / "lone.onnx"
+    elsewhere.write_bytes(lone.read_bytes())
+    assert _verify(elsewhere, "--pairs", pairs_csv) == 2
+    err = capsys.readouterr().err
+    assert "--reference" in err and "Traceback" not in err
+    (tmp_path / "occupied").mkdir()
+    (tmp_path / "occupied" / "notes.txt").write_text("keep me")
+    assert _verify(export_dir, "--pairs", pairs_csv, "--report", tmp_path / "occupied") == 2
+    assert not report.exists()

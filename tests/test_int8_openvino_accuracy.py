@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from edgefkd.errors import ValidationError
-from int8_support import PairsAccuracy, cosine_rows, real_faces
+from int8_support import real_faces
+
+from edgefkd.verify.evaluator import PairAccuracy
+from edgefkd.verify.metrics import cosine_rows
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +32,8 @@ def faces(faces_dir: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def pairs_accuracy(pairs_csv: Path, contract) -> PairsAccuracy:
-    return PairsAccuracy(pairs_csv, contract)
+def pairs_accuracy(pairs_csv: Path, contract) -> PairAccuracy:
+    return PairAccuracy(pairs_csv, contract)
 
 
 def test_openvino_int8_runs_agrees_and_keeps_metadata(mobilefacenet_export, fp32_onnx, contract, faces, tmp_path):

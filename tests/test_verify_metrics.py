@@ -33,11 +33,13 @@ def test_ties_count_one_half_in_auc():
 
 
 def test_best_accuracy_threshold_and_rates_by_hand():
-    # Rejecting below 0.55 or below 0.75 both get 5/6 right; ties go to the lower threshold.
+    # Rejecting below 0.55 or below 0.75 both get 5/6 right; of the tied candidates
+    # [0.55, 0.75] the middle one (index 2 // 2 = 1) is taken: 0.75.
     threshold = metrics.best_accuracy_threshold(SCORES, LABELS)
-    assert threshold == pytest.approx(0.55)
+    assert threshold == pytest.approx(0.75)
     rates = metrics.rates_at(SCORES, LABELS, threshold)
-    assert rates == pytest.approx({"far": 1 / 3, "frr": 0.0, "accuracy": 5 / 6})
+    assert rates == pytest.approx({"far": 0.0, "frr": 1 / 3, "accuracy": 5 / 6})
+    assert metrics.rates_at(SCORES, LABELS, 0.55) == pytest.approx({"far": 1 / 3, "frr": 0.0, "accuracy": 5 / 6})
 
 
 def test_threshold_at_far_accepts_at_most_the_allowed_impostors():
@@ -68,12 +70,14 @@ def test_kfold_accuracy_by_hand():
     scores = np.array([0.9, 0.1, 0.8, 0.2, 0.3, 0.7])
     labels = np.array([1, 0, 1, 0, 1, 0], dtype=bool)
     folded = metrics.kfold_accuracy(scores, labels, folds=3)
-    # Thresholds from the other two folds: 0.25, 0.2, 0.5; the last fold gets both wrong.
-    np.testing.assert_allclose(folded.fold_thresholds, [0.25, 0.2, 0.5])
-    assert folded.fold_accuracies == [1.0, 1.0, 0.0]
-    assert folded.accuracy == pytest.approx(2 / 3)
-    assert folded.accuracy_std == pytest.approx(math.sqrt(2) / 3)
-    assert folded.correct.tolist() == [True, True, True, True, False, False]
+    # Fold 1 trains on 0.8P 0.2N 0.3P 0.7N: 0.25 and 0.75 tie at 3/4 -> 0.75; tests 0.9P 0.1N: both right.
+    # Fold 2 trains on 0.9P 0.1N 0.3P 0.7N: 0.2 and 0.8 tie at 3/4 -> 0.8; rejects its 0.8P: 1 of 2.
+    # Fold 3 trains on 0.9P 0.1N 0.8P 0.2N: only 0.5 is perfect; 0.3P and 0.7N both wrong.
+    np.testing.assert_allclose(folded.fold_thresholds, [0.75, 0.8, 0.5])
+    assert folded.fold_accuracies == [1.0, 0.5, 0.0]
+    assert folded.accuracy == pytest.approx(0.5)
+    assert folded.accuracy_std == pytest.approx(math.sqrt(1 / 6))
+    assert folded.correct.tolist() == [True, True, False, True, False, False]
 
 
 def test_kfold_needs_enough_pairs():
@@ -86,10 +90,10 @@ def test_threshold_drift_applies_reference_threshold_unchanged():
     shifted = metrics.verify_scores(SCORES - 0.1, LABELS, folds=3)
     drift = metrics.threshold_drift(reference, shifted)
     best = drift["best_accuracy"]
-    assert best["threshold"] == pytest.approx(0.55)
-    assert best["reference"] == pytest.approx({"far": 1 / 3, "frr": 0.0, "accuracy": 5 / 6})
-    # Shifted scores 0.8 0.7 0.6 0.5 0.4 0.3: 0.6 (impostor) accepted, 0.5 (genuine) rejected.
-    assert best["artifact"] == pytest.approx({"far": 1 / 3, "frr": 1 / 3, "accuracy": 4 / 6})
+    assert best["threshold"] == pytest.approx(0.75)
+    assert best["reference"] == pytest.approx({"far": 0.0, "frr": 1 / 3, "accuracy": 5 / 6})
+    # Shifted scores 0.8P 0.7P 0.6N 0.5P 0.4N 0.3N at 0.75: only 0.8P accepted, 0.7P and 0.5P rejected.
+    assert best["artifact"] == pytest.approx({"far": 0.0, "frr": 2 / 3, "accuracy": 4 / 6})
     far_point = drift["far_1e-02"]
     assert far_point["reference"]["far"] == 0.0 and "impostor pairs" in far_point["note"]
     # The re-optimised shifted threshold would hide all of this: same ranking, same AUC.

@@ -96,3 +96,24 @@ def test_fold_preprocess_takes_uint8_pixels(tmp_path: Path, mobilefacenet_pt: Pa
     graph_input = onnx.load(str(tmp_path / "folded" / "onnx" / "model_fp32.onnx")).graph.input[0]
     assert graph_input.type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert [d.dim_value for d in graph_input.type.tensor_type.shape.dim[1:]] == [112, 112, 3]
+
+
+def test_int8_export_from_the_shipped_synthetic_set_validates_on_unseen_real_faces(tmp_path: Path, mobilefacenet_pt: Path, faces_dir: Path) -> None:
+    from edgefkd.exporters.pipeline import ExportOptions, run_export
+
+    report = run_export(ExportOptions(
+        checkpoint=mobilefacenet_pt, arch="mobilefacenet-foamliu", out=tmp_path / "int8",
+        precisions=["int8"], val_images=faces_dir, calib_count=128,
+    ))
+    int8 = report.manifest.find(precision="int8")
+    assert {a.format for a in int8} == {"onnx", "openvino"}
+    for artifact in int8:
+        assert artifact.extra["quantization"]["calibration_source"] == "default"
+        assert artifact.extra["quantization"]["calibration_faces"] == 128
+        assert artifact.parity["cosine_p1"] >= 0.97, artifact.path
+        meta = read_artifact_metadata(tmp_path / "int8" / artifact.path)
+        assert meta["edgefkd.precision"] == "int8"
+        assert PreprocessContract.from_metadata(meta) == report.manifest.preprocess
+    # The fp32 ONNX the INT8 models came from is not kept when only int8 was asked for.
+    assert not report.manifest.find(precision="fp32")
+    assert not (tmp_path / "int8" / "onnx" / "model_fp32.onnx").exists()

@@ -201,12 +201,11 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda msg: Non
             manifest.write(stage)
             for entry in export_tensorrt(stage, manifest, precisions, TensorRTOptions(calib_source=opts.calib, **opts.tensorrt)):
                 manifest.upsert(entry)
-        if "onnx" not in formats or "fp32" not in precisions:
-            # The fp32 ONNX was only an intermediate; keep it if another artifact refers to it.
-            if not any(a.path.startswith("onnx/") for a in manifest.artifacts) and "tensorrt" not in formats:
-                fp32_onnx.unlink()
-                if not any(onnx_dir.iterdir()):
-                    onnx_dir.rmdir()
+        if ("onnx" not in formats or "fp32" not in precisions) and "tensorrt" not in formats:
+            # The fp32 ONNX was only an intermediate (the TensorRT bundle would build from it).
+            fp32_onnx.unlink()
+            if not any(onnx_dir.iterdir()):
+                onnx_dir.rmdir()
         if failures:
             raise ValidationError(
                 f"{len(failures)} artifact(s) failed validation against PyTorch on {face_source}: {'; '.join(failures)}"

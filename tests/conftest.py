@@ -48,3 +48,16 @@ def pairs_csv() -> Path:
 @pytest.fixture(scope="session")
 def pairs_bin() -> Path:
     return _need(FACES_DIR / "real_pairs_balanced.bin")
+
+
+@pytest.fixture(scope="session")
+def mobilefacenet_export(tmp_path_factory: pytest.TempPathFactory, mobilefacenet_pt: Path, faces_dir: Path) -> Path:
+    """One export (ONNX + OpenVINO, fp32 + fp16) of the real MobileFaceNet, shared by all tests.
+
+    Tests must not modify it; copy it first (shutil.copytree) if they need to.
+    """
+    from edgefkd.exporters.pipeline import ExportOptions, run_export
+
+    out = tmp_path_factory.mktemp("export") / "mobilefacenet"
+    run_export(ExportOptions(checkpoint=mobilefacenet_pt, arch="mobilefacenet-foamliu", out=out, val_images=faces_dir))
+    return out

@@ -55,8 +55,8 @@ def read_artifact_metadata(path: str | Path) -> dict[str, str]:
             raise InputError(f"{path} is not a readable OpenVINO IR: {str(exc).splitlines()[0][:200]}") from None
         if not model.has_rt_info(["edgefkd"]):
             return {}
-        info = model.get_rt_info()["edgefkd"]
-        return {METADATA_PREFIX + str(k): str(v.astext() if hasattr(v, "astext") else v) for k, v in info.items()}
+        keys = list(model.get_rt_info()["edgefkd"].keys())
+        return {METADATA_PREFIX + k: model.get_rt_info(["edgefkd", k]).astype(str) for k in keys}
     sidecar = path.with_name(path.name + ".json")
     if not sidecar.is_file():
         return {}

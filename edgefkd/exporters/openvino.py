@@ -1,0 +1,51 @@
+"""ONNX -> OpenVINO IR (.xml/.bin), FP32 or FP16-compressed weights, contract in rt_info."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..contract import METADATA_PREFIX
+from ..errors import ExportError
+
+RT_INFO_SECTION = "edgefkd"
+
+
+def set_rt_metadata(model: Any, metadata: dict[str, str]) -> None:
+    """Write edgefkd.* metadata into rt_info["edgefkd"][key] (prefix dropped)."""
+    for key, value in metadata.items():
+        short = key[len(METADATA_PREFIX):] if key.startswith(METADATA_PREFIX) else key
+        model.set_rt_info(value, [RT_INFO_SECTION, short])
+
+
+def save_ir_atomically(model: Any, out_xml: str | Path, compress_to_fp16: bool) -> Path:
+    """Save .xml + .bin into a temporary folder beside the target, then rename both."""
+    import openvino as ov
+
+    out_xml = Path(out_xml)
+    out_xml.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_xml.stem}.", dir=out_xml.parent))
+    try:
+        tmp_xml = stage / out_xml.name
+        ov.save_model(model, str(tmp_xml), compress_to_fp16=compress_to_fp16)
+        # .bin first: a reader that finds the .xml must find its weights.
+        os.replace(tmp_xml.with_suffix(".bin"), out_xml.with_suffix(".bin"))
+        os.replace(tmp_xml, out_xml)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return out_xml
+
+
+def export_openvino(onnx_path: str | Path, out_xml: str | Path, *, fp16: bool, metadata: dict[str, str]) -> Path:
+    """Convert an ONNX file to OpenVINO IR, keeping the dynamic batch axis."""
+    import openvino as ov
+
+    try:
+        model = ov.convert_model(str(onnx_path))
+    except Exception as exc:
+        raise ExportError(f"OpenVINO could not convert {onnx_path}: {str(exc).strip().splitlines()[0][:240]}") from None
+    set_rt_metadata(model, metadata)
+    return save_ir_atomically(model, out_xml, compress_to_fp16=fp16)

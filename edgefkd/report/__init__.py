@@ -1,0 +1,1 @@
+"""Console tables and report writers shared by the commands."""

@@ -60,7 +60,7 @@ def test_small_interleaved_run_on_real_export(export_dir: Path, faces_dir: Path,
     manifest = Manifest.read(export_dir)
     request = BenchRequest(
         [export_dir], batch_sizes=(1, 2), iters=3, warmup=1, interleave=True, images=faces_dir,
-        ov_precisions=("f32", "default"), report_dir=tmp_path / "bench",
+        report_dir=tmp_path / "bench",
     )  # fmt: skip
     result, report_dir = run_benchmark_command(request)
     measured = [r for r in result.rows if r.measured]
@@ -69,8 +69,8 @@ def test_small_interleaved_run_on_real_export(export_dir: Path, faces_dir: Path,
     backends = {r.backend for r in measured}
     assert {"torch", "onnxruntime", "openvino"} <= backends
     runnable = [a for a in manifest.artifacts if a.format in ("onnx", "openvino") and not a.extra.get("status")]
-    # every runnable artifact at both batch sizes, OpenVINO twice (f32 and plugin default), plus PyTorch
-    expected = 2 * (1 + sum(2 if a.format == "openvino" else 1 for a in runnable))
+    # every runnable artifact at both batch sizes, plus PyTorch
+    expected = 2 * (1 + len(runnable))
     assert len(measured) == expected
     for row in measured:
         assert row.latency.samples == 3

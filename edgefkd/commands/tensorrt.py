@@ -1,9 +1,51 @@
-"""CLI command(s) for tensorrt. Heavy imports go inside the command functions."""
+"""`edgefkd build-engine`: TensorRT engines on the target, or the bundle where TensorRT is absent."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app (filled in by the tensorrt work)."""
+    @app.command("build-engine")
+    def build_engine(
+        export_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="Export directory (with manifest.json and the ONNX)."),
+        precision: str = typer.Option("fp16", "--precision", "-p", help="Comma-separated: fp32, fp16, int8."),
+        min_batch: int = typer.Option(1, "--min-batch", help="Smallest batch of the optimisation profile."),
+        opt_batch: int = typer.Option(8, "--opt-batch", help="Batch TensorRT tunes for."),
+        max_batch: int = typer.Option(32, "--max-batch", help="Largest batch of the optimisation profile."),
+        workspace: int = typer.Option(1024, "--workspace", help="Builder workspace limit in MiB."),
+        timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="Timing cache file reused across builds (default: EXPORT_DIR/tensorrt/timing.cache)."),
+        dla_core: Optional[int] = typer.Option(None, "--dla-core", help="Jetson DLA core to build for (GPU fallback on)."),
+        implicit_int8: bool = typer.Option(False, "--implicit-int8", help="TensorRT 8.6 only: calibrate INT8 from the fp32 ONNX (entropy calibrator, cached)."),
+        calib: Optional[str] = typer.Option(None, "--calib", help="Calibration faces for --implicit-int8 (folder, .bin, .npy or 'synthetic')."),
+        device: int = typer.Option(0, "--device", help="CUDA device index."),
+    ) -> None:
+        """Build TensorRT engines on this machine and add them to the manifest.
+
+        Without TensorRT or a GPU, writes/refreshes the bundle under EXPORT_DIR/tensorrt/
+        (trtexec command files, sidecars, compatibility report) and prints the line to run
+        on the target.
+        """
+        from ..exporters.tensorrt import TensorRTOptions, build_engine_command, export_tensorrt
+        from ..manifest import Manifest
+
+        precisions = [p.strip().lower() for p in precision.split(",") if p.strip()]
+        options = TensorRTOptions(
+            min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch, workspace_mib=workspace,
+            timing_cache=timing_cache, dla_core=dla_core, implicit_int8=implicit_int8, calib_source=calib, device=device,
+        )
+        manifest = Manifest.read(export_dir)
+        entries = export_tensorrt(export_dir, manifest, precisions, options)
+        for entry in entries:
+            manifest.upsert(entry)
+        manifest.write(export_dir)
+        deferred = [e for e in entries if e.extra.get("status") != "built"]
+        for entry in entries:
+            state = entry.extra.get("status")
+            typer.echo(f"{entry.precision}: {entry.path} ({state})")
+        if deferred:
+            typer.echo(f"TensorRT bundle: {export_dir / 'tensorrt'} ({deferred[0].extra.get('reason', '')})")
+            typer.echo("run on the target: " + build_engine_command(export_dir, [e.precision for e in deferred], options))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,11 +75,12 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    for line in text.splitlines():
-        if line.strip() and not line.startswith(("Traceback", "  ")):
-            return line.strip()[:240]
-    return type(exc).__name__
+    """The most telling line of an exporter error: the one naming an unsupported op, if any."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith(("Traceback", "  "))]
+    telling = [ln for ln in lines if re.search(r"support|decomposition|not implemented|unknown op", ln, re.I)]
+    chosen = (telling or lines or [type(exc).__name__])[0]
+    return chosen[:240]
 
 
 def _torch_export(module: Any, example: Any, path: Path, opset: int, exporter: str) -> None:

@@ -185,7 +185,7 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda msg: Non
             from .tensorrt import TensorRTOptions, export_tensorrt
 
             manifest.write(stage)
-            for entry in export_tensorrt(stage, manifest, precisions, TensorRTOptions(**opts.tensorrt)):
+            for entry in export_tensorrt(stage, manifest, precisions, TensorRTOptions(calib_source=opts.calib, **opts.tensorrt)):
                 manifest.upsert(entry)
         if "onnx" not in formats or "fp32" not in precisions:
             # The fp32 ONNX was only an intermediate; keep it if another artifact refers to it.
@@ -214,9 +214,9 @@ def _export_int8(
     notes: list[str],
 ) -> None:
     """Quantize with the calibration set (default: the shipped calib_data/)."""
-    from ..calib import default_calibration_source, load_calibration_faces
+    from ..calib import DEFAULT_SOURCE, load_calibration_faces
 
-    source = opts.calib or default_calibration_source()
+    source = opts.calib or DEFAULT_SOURCE
     t0 = time.perf_counter()
     faces = load_calibration_faces(source, contract.input_size, limit=opts.calib_count, seed=0)
     batches = [contract.prepare(faces[i : i + 32]) for i in range(0, len(faces), 32)]

@@ -82,7 +82,11 @@ def _candidate_state_dicts(obj: Any, path: str = "") -> list[tuple[str, dict[str
 
 
 def _strip_variants(sd: dict[str, Any]) -> list[dict[str, Any]]:
-    """The state dict with every combination of known prefixes stripped where present."""
+    """The state dict with known prefixes stripped, in every combination.
+
+    For each prefix two variants: all keys kept (prefix removed where present), and only
+    the prefixed keys (a whole training model `backbone.* + head.*` -> its backbone).
+    """
     variants = [sd]
     for _ in range(3):  # prefixes can stack: module._orig_mod.backbone.
         new = []
@@ -90,6 +94,7 @@ def _strip_variants(sd: dict[str, Any]) -> list[dict[str, Any]]:
             for prefix in PREFIXES:
                 if any(k.startswith(prefix) for k in v):
                     new.append({k[len(prefix):] if k.startswith(prefix) else k: t for k, t in v.items()})
+                    new.append({k[len(prefix):]: t for k, t in v.items() if k.startswith(prefix)})
         variants += [n for n in new if n not in variants]
     return variants
 
@@ -113,7 +118,7 @@ def read_state_dict(checkpoint: Path) -> Any:
                 f"{checkpoint} needs arbitrary code execution to unpickle, refused (weights_only=True): {detail[:200]}"
             ) from None
         raise CheckpointError(f"{checkpoint} is not a readable PyTorch checkpoint: {first[:200]}") from None
-    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, TypeError) as exc:
+    except Exception as exc:  # the unpickler raises anything (IndexError, KeyError...) on garbage
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{checkpoint} is not a readable PyTorch checkpoint: {msg[:200]}") from None
 
@@ -172,10 +177,11 @@ def _apply_state_dict(module: Any, raw: Any, checkpoint: Path, strict: bool) -> 
             f"expected tensors, optionally under one of {list(WRAPPER_KEYS)}"
         )
     best: dict[str, Any] | None = None
-    best_score = -1
+    best_score = (-1, 0)
     for _, sd in candidates:
         for variant in _strip_variants(sd):
-            score = len(model_keys & set(variant))
+            # Most keys matched first; among equals, fewest keys left over.
+            score = (len(model_keys & set(variant)), -len(set(variant) - model_keys))
             if score > best_score:
                 best, best_score = variant, score
     assert best is not None
@@ -191,7 +197,7 @@ def _apply_state_dict(module: Any, raw: Any, checkpoint: Path, strict: bool) -> 
         raise CheckpointError(
             f"{checkpoint} does not fit this architecture: {len(mismatched)} shape mismatches, e.g. {_summarise(mismatched, 3)}"
         )
-    if best_score == 0:
+    if best_score[0] == 0:
         raise CheckpointError(
             f"{checkpoint} shares no parameter names with this architecture (checkpoint keys e.g. {_summarise(sorted(best), 4)})"
         )
@@ -308,7 +314,8 @@ def load_student(
             f"no --mean/--std given for a {arch_name} model: assuming {list(base.mean)}/{list(base.std)} (0-255 units)"
         )
     contract = override_contract(base, input_size=input_size, mean=mean, std=std, channel_order=channel_order)
-    module.eval()
+    if checkpoint.suffix != ".pt2":  # an exported program's module is already in eval form and refuses .eval()
+        module.eval()
     embedding_size = _probe_output(module, contract)
     params = sum(int(p.numel()) for p in module.parameters()) if hasattr(module, "parameters") else 0
     return LoadedStudent(

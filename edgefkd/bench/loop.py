@@ -256,24 +256,39 @@ def _time_sync(runner: Any, x: np.ndarray, iters: int | None, duration_s: float 
 def _time_openvino_async(runner: Any, x: np.ndarray, iters: int | None, duration_s: float | None) -> tuple[list[int], int, int]:
     """OpenVINO throughput mode: keep the plugin's optimal number of infer requests in flight.
 
-    Returns per-request latencies (submit to completion callback), the wall time of the
-    whole slice, and the number of requests in flight. Uses the runner's compiled model,
-    so the artifact is loaded and configured exactly as every other command loads it.
+    Returns per-request latencies, the wall time of the whole slice, and the number of
+    requests in flight. The requests are waited on in submission order (no Python completion
+    callbacks: tearing down a compiled model after an AsyncInferQueue with a Python callback
+    deadlocked here), so a latency runs from submission to the moment its completion is
+    observed, an upper bound by at most one request's time. Uses the runner's compiled
+    model, so the artifact is loaded and configured exactly as every command loads it.
     """
     import openvino as ov
 
     compiled = runner.compiled
     nireq = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-    queue = ov.AsyncInferQueue(compiled, nireq)
+    requests = [compiled.create_infer_request() for _ in range(nireq)]
+    for request in requests:
+        request.set_input_tensor(0, ov.Tensor(x))
+    submitted_at: list[int | None] = [None] * nireq
     latencies: list[int] = []
-    queue.set_callback(lambda request, submitted: latencies.append(time.perf_counter_ns() - submitted))
     start = time.perf_counter_ns()
     deadline = time.perf_counter() + duration_s if duration_s is not None else math.inf
     submitted = 0
+    slot = 0
     while (iters is not None and submitted < iters) or (iters is None and (time.perf_counter() < deadline or not submitted)):
-        queue.start_async({0: x}, time.perf_counter_ns())
+        if submitted_at[slot] is not None:
+            requests[slot].wait()
+            latencies.append(time.perf_counter_ns() - submitted_at[slot])  # type: ignore[operator]
+        submitted_at[slot] = time.perf_counter_ns()
+        requests[slot].start_async()
         submitted += 1
-    queue.wait_all()
+        slot = (slot + 1) % nireq
+    for offset in range(nireq):  # drain in submission order
+        index = (slot + offset) % nireq
+        if submitted_at[index] is not None:
+            requests[index].wait()
+            latencies.append(time.perf_counter_ns() - submitted_at[index])  # type: ignore[operator]
     return latencies, time.perf_counter_ns() - start, nireq
 
 

@@ -2,8 +2,8 @@
 
 For the shared MobileFaceNet: export (or reuse) an export directory with the fast candidates
 (ONNX Runtime fp32/fp16, OpenVINO fp32/fp16, INT8 where the exporter offers it), run
-benchmark-latency once with the artifacts interleaved (OpenVINO at f32 and at the plugin's
-default precision, bf16 on CPUs that have it), and print:
+benchmark-latency once (OpenVINO at f32 and at the plugin's default precision, bf16 on
+CPUs that have it), and print:
 - whether the fastest artifact that passes verify-parity has a batch-1 p50 >= 3x faster than
   PyTorch eager FP32 and >= 1.5x faster than ONNX Runtime FP32 on the plain exported graph;
 - achieved GFLOP/s (Conv/Gemm MACs of the ONNX graph) against a matmul peak measured here.
@@ -57,6 +57,10 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--threads", type=int, default=None)
+    # Sequential by default: on this 2-core machine, interleaving keeps every backend's
+    # worker alive and their idle thread pools still take CPU from the one being timed
+    # (measured: OpenVINO INT8 p50 1.39 ms alone vs 1.94 ms interleaved, CV 15% vs 32%).
+    parser.add_argument("--interleave", action="store_true", help="round-robin the artifacts (drift control)")
     args = parser.parse_args()
 
     from edgefkd.bench.flops import count_onnx_macs, measure_matmul_peak_gflops
@@ -70,7 +74,7 @@ def main() -> None:
     ensure_parity(args.export)
     request = BenchRequest(
         [args.export], batch_sizes=(1,), iters=args.iters, warmup=args.warmup, threads=args.threads,
-        interleave=True, images=FACES, ov_precisions=("f32", "default"),
+        interleave=args.interleave, images=FACES, ov_precisions=("f32", "default"),
     )  # fmt: skip
     result, report_dir = run_benchmark_command(request, show_progress=True)
     rows = [r for r in result.rows if r.measured and r.batch == 1]

@@ -436,6 +436,10 @@ class _Worker:
 
 
 # -- scheduling ------------------------------------------------------------------------------
+#: Untimed iterations at the start of every interleaved slice (see run_benchmark).
+SLICE_REWARM = 5
+
+
 def _slices(settings: BenchSettings, rounds: int) -> list[tuple[int | None, float | None]]:
     """Split one measurement into `rounds` slices of iterations or seconds."""
     if settings.iters is not None:
@@ -477,7 +481,10 @@ def run_benchmark(
                     # Rotate the starting worker so none always runs right after a given other.
                     shift = index % max(1, len(workers))
                     for worker in workers[shift:] + workers[:shift]:
-                        worker.measure(batch, 0, iters, duration_s)
+                        # A few untimed runs per slice: the worker that ran before leaves
+                        # cold caches and thread pools still spin-waiting; timing at once
+                        # doubled batch-1 p50s and their CV in a measured run.
+                        worker.measure(batch, SLICE_REWARM, iters, duration_s)
                     step(f"batch {batch}: round {index + 1}/{len(slices)}", len(workers))
         else:
             for target in runnable:

@@ -113,5 +113,5 @@ def test_calib_inspect_summarises_a_source(faces_dir: Path, tmp_path: Path, caps
     out = capsys.readouterr().out
     assert "faces: 9 x 112x96" in out
     assert decode_image(sheet).shape == (2 * 112, 8 * 96, 3)
-    assert main(["calib", "inspect", str(faces_dir), "--size", "112"]) == 2
+    assert main(["calib", "inspect", str(faces_dir), "--size", "112xwide"]) == 2
     assert "HxW" in capsys.readouterr().err

@@ -465,14 +465,19 @@ def run_benchmark(
     rows = [BenchRow(artifact=t.label, backend=t.backend, precision=t.precision, batch=None, path=t.path, bytes=t.bytes,
                      status=STATUS_SKIPPED, reason=t.skip_reason) for t in targets if t.skip_reason]  # fmt: skip
     workers: list[_Worker] = []
+
+    def start(target: BenchTarget) -> _Worker:
+        step(f"loading {target.label}", 0)
+        worker = _Worker(target, settings)
+        workers.append(worker)
+        worker.wait_ready()
+        step(f"loaded {target.label}", 1)
+        return worker
+
     try:
         if settings.interleave:
             for target in runnable:
-                step(f"loading {target.label}", 0)
-                worker = _Worker(target, settings)
-                workers.append(worker)
-                worker.wait_ready()
-                step(f"loaded {target.label}", 1)
+                start(target)
             slices = _slices(settings, INTERLEAVE_ROUNDS)
             for batch in settings.batch_sizes:
                 for worker in workers:
@@ -488,11 +493,7 @@ def run_benchmark(
                     step(f"batch {batch}: round {index + 1}/{len(slices)}", len(workers))
         else:
             for target in runnable:
-                step(f"loading {target.label}", 0)
-                worker = _Worker(target, settings)
-                workers.append(worker)
-                worker.wait_ready()
-                step(f"loaded {target.label}", 1)
+                worker = start(target)
                 for batch in settings.batch_sizes:
                     step(f"{target.label} batch {batch}", 0)
                     worker.measure(batch, settings.warmup, settings.iters, settings.duration_s)

@@ -89,3 +89,16 @@ def staged_directory(target: str | os.PathLike[str], force: bool = False) -> Ite
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(stage, target)
+
+
+def check_replaceable_dir(directory: str | os.PathLike[str], report_files: tuple[str, ...]) -> None:
+    """Refuse a report folder holding anything but an earlier report (it is replaced whole)."""
+    from .errors import InputError
+
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise InputError(f"report path {directory} exists and is not a directory")
+    if directory.is_dir():
+        foreign = sorted(p.name for p in directory.iterdir() if p.name not in report_files)
+        if foreign:
+            raise InputError(f"report directory {directory} holds other files ({', '.join(foreign[:3])}); choose another --report")

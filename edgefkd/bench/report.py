@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import InputError
+from ..fileio import check_replaceable_dir
 from ..fileio import staged_directory
 from .stats import LatencyStats, noisy_rows_warning
 
@@ -274,14 +275,9 @@ def to_markdown(result: BenchResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def check_report_dir(report_dir: Path) -> None:
-    """Refuse to replace a folder that holds anything but an earlier benchmark report."""
-    if report_dir.exists() and not report_dir.is_dir():
-        raise InputError(f"report path {report_dir} exists and is not a directory")
-    if report_dir.is_dir():
-        foreign = sorted(p.name for p in report_dir.iterdir() if p.name not in REPORT_FILES)
-        if foreign:
-            raise InputError(f"report directory {report_dir} holds other files ({foreign[0]}...); choose another --report")
+def check_report_dir(directory: Path) -> None:
+    """Refuse a report folder that holds anything but an earlier report."""
+    check_replaceable_dir(directory, REPORT_FILES)
 
 
 def write_report(result: BenchResult, report_dir: str | os.PathLike[str]) -> Path:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..fileio import check_replaceable_dir
 from ..fileio import staged_directory
 from .metrics import FAR_TARGETS, far_key
 from .parity import ParityResult
@@ -17,13 +17,8 @@ REPORT_FILES = ("report.json", "report.md", "roc.png")
 
 
 def check_report_dir(directory: Path) -> None:
-    """Refuse a report folder that holds anything but an earlier report (it is replaced whole)."""
-    if directory.exists() and not directory.is_dir():
-        raise InputError(f"report path {directory} exists and is not a directory")
-    if directory.is_dir():
-        foreign = sorted(p.name for p in directory.iterdir() if p.name not in REPORT_FILES)
-        if foreign:
-            raise InputError(f"report directory {directory} holds other files ({', '.join(foreign[:3])}); choose another --report")
+    """Refuse a report folder that holds anything but an earlier report."""
+    check_replaceable_dir(directory, REPORT_FILES)
 
 
 def _pct(value: float | None) -> str:

@@ -9,7 +9,7 @@ op names, with the ONNX FrontEnd's "/WithoutBiases" suffix also stripped, or op 
 
 Preset: PERFORMANCE (symmetric weights and activations) by default; on the shared
 MobileFaceNet it matched MIXED (asymmetric activations) in agreement and is the form the
-CPU plugin runs fastest (see scripts/bench_int8.py and the int8 README section).
+CPU plugin runs fastest (see scripts/benchmark_latency.py and the int8 README section).
 
 With `accuracy_control`, `nncf.quantize_with_accuracy_control` reverts layers until the
 callback's metric drops by at most `max_drop` (absolute, in the callback's units).

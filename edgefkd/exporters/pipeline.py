@@ -180,6 +180,8 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda msg: Non
         if "onnx" in formats and "fp32" in precisions:
             add(fp32_onnx, "onnx", "fp32", onnx=onnx_info)
         else:
+            # Not listed as an artifact, but every other artifact is built from it: a broken
+            # intermediate must fail here, with its own numbers, not later as a vaguer miss.
             validate(ArtifactEntry("onnx/model_fp32.onnx", "onnx", "fp32"), open_runner(fp32_onnx))
         if "onnx" in formats and "fp16" in precisions:
             path = convert_onnx_fp16(fp32_onnx, onnx_dir / "model_fp16.onnx", {"edgefkd.precision": "fp16"})

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..errors import InputError, ValidationError
+from ..verify.metrics import cosine_rows
 from .quantize_onnx import (
     QuantizationPlan,
     build_qdq_model,
@@ -48,12 +49,6 @@ def session_embeddings(model: "onnx.ModelProto", inputs: np.ndarray, batch_size:
     return np.concatenate(outputs).reshape(len(inputs), -1)
 
 
-def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    return float(np.mean(np.sum(a * b, axis=1)))
-
-
 def rank_harmful_nodes(
     model: "onnx.ModelProto",
     plan: QuantizationPlan,
@@ -62,11 +57,11 @@ def rank_harmful_nodes(
 ) -> list[tuple[str, float]]:
     """Quantized nodes with the agreement gain of reverting each alone, most harmful first."""
     reference = session_embeddings(model, inputs)
-    base = mean_cosine(session_embeddings(build_qdq_model(model, plan, ranges), inputs), reference)
+    base = float(cosine_rows(session_embeddings(build_qdq_model(model, plan, ranges), inputs), reference).mean())
     gains = []
     for name in plan.quantized:
         reverted = build_qdq_model(model, plan.without([name], "ranking"), ranges)
-        gains.append((name, mean_cosine(session_embeddings(reverted, inputs), reference) - base))
+        gains.append((name, float(cosine_rows(session_embeddings(reverted, inputs), reference).mean()) - base))
     return sorted(gains, key=lambda item: item[1], reverse=True)
 
 

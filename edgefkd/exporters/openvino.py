@@ -21,6 +21,14 @@ def set_rt_metadata(model: Any, metadata: dict[str, str]) -> None:
         model.set_rt_info(value, [RT_INFO_SECTION, short])
 
 
+def get_rt_metadata(model: Any) -> dict[str, str]:
+    """rt_info["edgefkd"] as flat `edgefkd.<key>` -> string (the inverse of set_rt_metadata)."""
+    if not model.has_rt_info([RT_INFO_SECTION]):
+        return {}
+    keys = list(model.get_rt_info()[RT_INFO_SECTION].keys())
+    return {METADATA_PREFIX + str(k): model.get_rt_info([RT_INFO_SECTION, str(k)]).astype(str) for k in keys}
+
+
 def save_ir_atomically(model: Any, out_xml: str | Path, compress_to_fp16: bool) -> Path:
     """Save .xml + .bin into a temporary folder beside the target, then rename both."""
     import openvino as ov

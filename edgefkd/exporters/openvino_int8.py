@@ -18,9 +18,6 @@ callback's metric drops by at most `max_drop` (absolute, in the callback's units
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
@@ -28,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..errors import ExportError, InputError
+from .openvino import get_rt_metadata, save_ir_atomically, set_rt_metadata
 from .quantize_onnx import matches_pattern, peak_rss_mb, replayable_batches
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,7 +43,6 @@ PRESETS = ("performance", "mixed")
 #: mean of per-sample extremes (tighter, so less robust when calibration faces differ from
 #: deployment faces, e.g. the synthetic default set).
 ACTIVATION_RANGES = ("minmax", "mean-minmax")
-RT_INFO_SECTION = "edgefkd"
 
 
 def read_fp32_openvino(path: Path) -> "ov.Model":
@@ -61,25 +58,10 @@ def read_fp32_openvino(path: Path) -> "ov.Model":
         model = ov.convert_model(str(path))
     except Exception as exc:  # OpenVINO raises RuntimeError/GeneralFailure for unreadable models
         raise InputError(f"cannot read {path} with OpenVINO: {str(exc).splitlines()[0][:200]}") from None
-    _copy_onnx_metadata(path, model)
-    return model
-
-
-def _copy_onnx_metadata(onnx_path: Path, model: "ov.Model") -> None:
-    """ONNX edgefkd.* metadata_props -> rt_info["edgefkd"][key], as the OpenVINO exporter writes it."""
     from ..runners import read_artifact_metadata
-    from ..contract import METADATA_PREFIX
 
-    for key, value in read_artifact_metadata(onnx_path).items():
-        model.set_rt_info(value, [RT_INFO_SECTION, key[len(METADATA_PREFIX):]])
-
-
-def source_rt_info(model: "ov.Model") -> dict[str, str]:
-    """The model's rt_info["edgefkd"] as plain strings (re-applied after quantization)."""
-    if not model.has_rt_info([RT_INFO_SECTION]):
-        return {}
-    section = model.get_rt_info()[RT_INFO_SECTION]
-    return {str(k): v.astype(str) for k, v in section.items()}
+    set_rt_metadata(model, read_artifact_metadata(path))
+    return model
 
 
 def _is_pooled(op: "ov.Node") -> bool:
@@ -147,21 +129,6 @@ def compiled_embed(compiled: "ov.CompiledModel") -> EmbedFn:
     return embed
 
 
-def save_openvino_atomically(model: "ov.Model", out_xml: Path) -> None:
-    """Write .bin then .xml into place from a staging folder: a reader never sees a half pair."""
-    import openvino as ov
-
-    out_xml = Path(out_xml)
-    out_xml.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_xml.stem}.", dir=out_xml.parent))
-    try:
-        ov.save_model(model, str(stage / out_xml.name), compress_to_fp16=False)
-        os.replace(stage / out_xml.with_suffix(".bin").name, out_xml.with_suffix(".bin"))
-        os.replace(stage / out_xml.name, out_xml)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-
-
 def quantize_openvino_int8(
     fp32_onnx_or_xml: Path,
     out_xml: Path,
@@ -191,7 +158,7 @@ def quantize_openvino_int8(
     if accuracy_control is not None and (max_drop is None or max_drop < 0):
         raise InputError("accuracy-aware OpenVINO INT8 needs --max-acc-drop >= 0")
     model = read_fp32_openvino(Path(fp32_onnx_or_xml))
-    rt_info = source_rt_info(model)
+    rt_info = get_rt_metadata(model)
     samples = [sample[None] for batch in replayable_batches(calib_batches) for sample in batch]
     ignored = (face_aware_ignored_names(model) if face_aware else []) + keep_fp_names(model, keep_fp)
     ignored_scope = nncf.IgnoredScope(
@@ -245,11 +212,8 @@ def quantize_openvino_int8(
         info["fp32_accuracy"] = accuracy_control(compiled_embed(core.compile_model(model, "CPU", _F32)))
         info["int8_accuracy"] = accuracy_control(compiled_embed(core.compile_model(quantized, "CPU", _F32)))
         info["max_drop"] = max_drop
-    for key, value in rt_info.items():
-        quantized.set_rt_info(value, [RT_INFO_SECTION, key])
-    quantized.set_rt_info("int8", [RT_INFO_SECTION, "precision"])
-    quantized.set_rt_info(json.dumps(info), [RT_INFO_SECTION, "quantization"])
-    save_openvino_atomically(quantized, Path(out_xml))
+    set_rt_metadata(quantized, {**rt_info, "edgefkd.precision": "int8", "edgefkd.quantization": json.dumps(info)})
+    save_ir_atomically(quantized, out_xml, compress_to_fp16=False)
     info["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return info
 

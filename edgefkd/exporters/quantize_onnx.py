@@ -38,6 +38,7 @@ import numpy as np
 
 from ..errors import ExportError, InputError
 from ..fileio import atomic_path
+from .onnx import merge_metadata
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx
@@ -482,12 +483,7 @@ def write_qdq_model(
     import onnx
 
     check_qdq_graph(model)
-    props = {p.key: p.value for p in model.metadata_props if p.key != QUANTIZATION_METADATA_KEY}
-    props[PRECISION_METADATA_KEY] = "int8"
-    props[QUANTIZATION_METADATA_KEY] = json.dumps(info)
-    del model.metadata_props[:]
-    for key, value in props.items():
-        model.metadata_props.add(key=key, value=value)
+    merge_metadata(model, {PRECISION_METADATA_KEY: "int8", QUANTIZATION_METADATA_KEY: json.dumps(info)})
     with atomic_path(out_path) as tmp:
         onnx.save(model, str(tmp))
 

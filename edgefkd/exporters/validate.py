@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import ValidationError
 from ..runners.base import Runner
+from ..verify.metrics import agreement
 
 #: precision -> (statistic, minimum). INT8 is judged on the 1st percentile so that one
 #: outlier face does not hide how the bulk behaves, and because its bar is lower.
@@ -23,27 +24,15 @@ THRESHOLDS: dict[str, tuple[str, float]] = {
 }
 
 
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity of two (N, D) arrays, computed in float64."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return np.sum(a * b, axis=1) / np.maximum(den, 1e-12)
-
-
 def embed_in_batches(runner: Runner, inputs: np.ndarray, batch_size: int) -> np.ndarray:
     return np.concatenate([runner.infer(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
 
 
 def parity_stats(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
-    cos = cosine_rows(reference, candidate)
-    return {
-        "cosine_min": float(cos.min()),
-        "cosine_p1": float(np.percentile(cos, 1)),
-        "cosine_mean": float(cos.mean()),
-        "max_abs": float(np.max(np.abs(reference.astype(np.float64) - candidate.astype(np.float64)))),
-        "samples": int(len(cos)),
-    }
+    """verify-parity's agreement statistics plus the largest absolute difference."""
+    stats = agreement(reference, candidate)
+    stats["max_abs"] = float(np.max(np.abs(reference.astype(np.float64) - candidate.astype(np.float64))))
+    return stats
 
 
 def compare_runners(

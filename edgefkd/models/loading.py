@@ -332,25 +332,3 @@ def load_student(
         warnings=warnings,
     )
 
-
-def load_reference(manifest: Any, checkpoint: str | Path | None = None) -> LoadedStudent:
-    """The PyTorch reference of an export: its manifest's checkpoint, arch and contract.
-
-    The manifest's contract may describe folded-preprocessing artifacts (uint8 input); the
-    PyTorch module always takes the float NCHW form of the same contract.
-    """
-    from ..contract import INPUT_FLOAT_NCHW
-
-    model = manifest.model
-    contract = manifest.preprocess
-    student = load_student(
-        checkpoint or model["checkpoint"],
-        None if str(model.get("arch")) in ("torchscript", "torch.export") else model.get("arch"),
-        input_size=contract.input_size,
-        mean=contract.mean,
-        std=contract.std,
-        channel_order=contract.channel_order,
-        name=model.get("name"),
-    )
-    student.contract = student.contract.with_input_format(INPUT_FLOAT_NCHW)
-    return student

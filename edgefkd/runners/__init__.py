@@ -53,10 +53,9 @@ def read_artifact_metadata(path: str | Path) -> dict[str, str]:
             model = ov.Core().read_model(str(path))
         except Exception as exc:
             raise InputError(f"{path} is not a readable OpenVINO IR: {str(exc).splitlines()[0][:200]}") from None
-        if not model.has_rt_info(["edgefkd"]):
-            return {}
-        keys = list(model.get_rt_info()["edgefkd"].keys())
-        return {METADATA_PREFIX + k: model.get_rt_info(["edgefkd", k]).astype(str) for k in keys}
+        from ..exporters.openvino import get_rt_metadata
+
+        return get_rt_metadata(model)
     sidecar = path.with_name(path.name + ".json")
     if not sidecar.is_file():
         return {}

@@ -88,7 +88,10 @@ def open_runner(
     """
     path = Path(path)
     fmt = artifact_format(path)
-    meta = read_artifact_metadata(path)
+    if not path.is_file():
+        raise InputError(f"artifact not found: {path}")
+    # Reading metadata parses the whole model; skip it when the caller already knows both.
+    meta = {} if contract is not None and precision is not None else read_artifact_metadata(path)
     if contract is None:
         contract = PreprocessContract.from_metadata(meta)
         if contract is None:

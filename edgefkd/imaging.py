@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 
@@ -74,7 +74,3 @@ def load_faces(paths: Iterable[str | os.PathLike[str]], size: tuple[int, int]) -
         raise InputError("no face images to load")
     return np.stack(faces)
 
-
-def batched(items: list, batch_size: int) -> Iterator[list]:
-    for start in range(0, len(items), batch_size):
-        yield items[start : start + batch_size]

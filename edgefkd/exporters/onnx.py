@@ -213,12 +213,6 @@ def convert_onnx_fp16(src: str | Path, dst: str | Path, metadata: dict[str, str]
     return dst
 
 
-def onnx_node_count(path: str | Path) -> int:
-    import onnx
-
-    return len(onnx.load(str(path), load_external_data=False).graph.node)
-
-
 def set_onnx_metadata(path: str | Path, metadata: dict[str, str]) -> None:
     """Add/replace metadata_props of an ONNX file in place (atomically)."""
     import onnx

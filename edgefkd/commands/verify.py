@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     @app.command("verify-parity")
     def verify_parity(
         targets: List[Path] = typer.Argument(..., help="An export directory, or artifact files (.onnx, .xml, .engine)."),
-        pairs: Path = typer.Option(..., "--pairs", help="Pairs: insightface .bin, LFW pairs.txt, or CSV file_a,file_b,is_same."),
+        pairs: Optional[Path] = typer.Option(None, "--pairs", help="Pairs: insightface .bin, LFW pairs.txt, or CSV file_a,file_b,is_same."),
         images_root: Optional[Path] = typer.Option(None, "--images-root", help="Folder the pair image paths are relative to (default: the pairs file's folder)."),
         reference: Optional[Path] = typer.Option(None, "--reference", help="PyTorch checkpoint to compare against (default: the manifest's)."),
         arch: Optional[str] = typer.Option(None, "--arch", help="Architecture of --reference (see list-models)."),
@@ -37,6 +37,17 @@ def register(app: typer.Typer) -> None:
         max_teacher_drop: float = typer.Option(1.0, "--max-teacher-drop", help="Gate: teacher-space accuracy drop vs the teacher's own, pp."),
         report: Optional[Path] = typer.Option(None, "--report", help="Report folder (default: <export dir>/parity)."),
         ov_device: str = typer.Option("CPU", "--ov-device", help="OpenVINO device."),
+        ijb: Optional[Path] = typer.Option(None, "--ijb", help="IJB-B/C folder in the official layout (meta/, loose_crop/): 1:1 template verification."),
+        ijb_set: str = typer.Option("IJBC", "--ijb-set", help="IJBB or IJBC."),
+        gallery: Optional[Path] = typer.Option(None, "--gallery", help="1:N gallery CSV file,identity, enrolled by the teacher (else the reference)."),
+        probes: Optional[Path] = typer.Option(None, "--probes", help="1:N probe CSV file,identity, embedded by each artifact."),
+        engine: str = typer.Option("local", "--engine", help="Embedding engine for --ijb/--gallery: local (process pool) or ray."),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address (default: auto, else a local cluster)."),
+        workers: Optional[int] = typer.Option(None, "--workers", min=1, help="local: decoding processes; ray: actors per model (default: all CPUs)."),
+        embedding_dtype: str = typer.Option("float32", "--embedding-dtype", help="Keep embeddings as float32 or float16 (half the memory)."),
+        detector_weighting: bool = typer.Option(False, "--detector-weighting", help="IJB: weight each face by its detector score in template pooling."),
+        max_tar_drop: float = typer.Option(1.0, "--max-tar-drop", help="Gate: IJB TAR drop vs the reference at the gate FAR, pp."),
+        max_rank1_drop: float = typer.Option(1.0, "--max-rank1-drop", help="Gate: rank-1 drop vs the gallery model's own probes, pp."),
     ) -> None:
         """Prove exported artifacts keep the reference's accuracy and the teacher's embedding space.
 
@@ -50,6 +61,24 @@ def register(app: typer.Typer) -> None:
         from ..verify.parity import Gates, ParityOptions, ReferenceOptions, resolve_targets, run_parity, teacher_source
         from ..verify.report import check_report_dir, summary_rows, write_report
 
+        from ..errors import InputError
+
+        if ijb or gallery or probes:
+            if pairs is not None:
+                raise InputError("--pairs and --ijb/--gallery are separate runs with separate reports: give one of them")
+            from .verify_templates import TemplateRequest, run_template_checks
+
+            request = TemplateRequest(ijb, ijb_set, gallery, probes, images_root, engine, ray_address, workers,
+                                      embedding_dtype, detector_weighting, max_tar_drop, max_rank1_drop)
+            resolved = resolve_targets(
+                targets, ReferenceOptions(str(reference) if reference else None, arch, input_size, mean, std, channel_order), ov_device
+            )
+            teacher_model = (teacher_source(teacher, teacher_arch, teacher_input_size, teacher_mean, teacher_std,
+                                            teacher_channel_order, ov_device) if teacher else None)
+            code = run_template_checks(request, resolved, teacher_model, report, flip, batch_size, bootstrap, min_cosine, max_teacher_drop)
+            raise typer.Exit(code)
+        if pairs is None:
+            raise InputError("give --pairs FILE, --ijb DIR or --gallery FILE --probes FILE")
         pair_set = load_pairs(pairs, images_root)
         resolved = resolve_targets(
             targets, ReferenceOptions(str(reference) if reference else None, arch, input_size, mean, std, channel_order), ov_device

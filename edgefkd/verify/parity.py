@@ -228,6 +228,33 @@ def _batch_limit(runner: Any, batch_size: int) -> int:
         return 1
 
 
+def activate_source(result: Embedded, batch_size: int) -> Any | None:
+    """Open and activate a source's runner and record it in `result`; None (with the reason) if it cannot run here."""
+    if result.source.open is None:
+        return None
+    try:
+        runner = result.source.open()
+        runner.activate()
+    except BackendUnavailable as exc:
+        result.source.skip_reason = str(exc)
+        return None
+    except ImportError as exc:
+        result.source.skip_reason = f"backend not installed: {exc}"
+        return None
+    describe_runner(result, runner, batch_size)
+    return runner
+
+
+def describe_runner(result: Embedded, runner: Any, batch_size: int) -> None:
+    """Record an active runner's contract, backend, timing and batch limit in `result`."""
+    result.activate_seconds = runner.activate_seconds or 0.0
+    result.batch_limit = _batch_limit(runner, batch_size)
+    result.contract = runner.contract
+    result.backend = runner.describe()
+    if result.source.precision == "?":
+        result.source.precision = runner.precision
+
+
 def embed_all(
     pairs: PairSet,
     sources: Sequence[ModelSource],
@@ -246,24 +273,9 @@ def embed_all(
     runners: list[tuple[Embedded, Any]] = []
     try:
         for result in results:
-            if result.source.open is None:
-                continue
-            try:
-                runner = result.source.open()
-                runner.activate()
-            except BackendUnavailable as exc:
-                result.source.skip_reason = str(exc)
-                continue
-            except ImportError as exc:
-                result.source.skip_reason = f"backend not installed: {exc}"
-                continue
-            runners.append((result, runner))
-            result.activate_seconds = runner.activate_seconds or 0.0
-            result.batch_limit = _batch_limit(runner, batch_size)
-            result.contract = runner.contract
-            result.backend = runner.describe()
-            if result.source.precision == "?":
-                result.source.precision = runner.precision
+            runner = activate_source(result, batch_size)
+            if runner is not None:
+                runners.append((result, runner))
         chunks: dict[int, list[np.ndarray]] = {id(r): [] for r, _ in runners}
         for _, decoded in pairs.iter_decoded(batch_size):
             fitted: dict[tuple[int, int], np.ndarray] = {}

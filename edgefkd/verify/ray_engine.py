@@ -56,8 +56,13 @@ def connect(address: str | None) -> Any:
 class ShardEmbedder:
     """A Ray actor body: one runner, opened once, embedding shards it reads itself."""
 
-    def __init__(self, opener: Callable[[], Any], source: ModelSource, options: EngineOptions) -> None:
+    def __init__(self, opener: Callable[[], Any], source: ModelSource, options: EngineOptions,
+                 torch_threads: int | None = None) -> None:
         self.options = options
+        if torch_threads:
+            import torch
+
+            torch.set_num_threads(torch_threads)
         self.record = Embedded(source)
         self.runner = None
         try:
@@ -87,9 +92,9 @@ class ShardEmbedder:
         return index, [item.key for item in items], emb, time.perf_counter() - began
 
 
-def _ship_user_code() -> None:
+def _ship_user_code(ray: Any) -> None:
     """Models built from a user's `file.py:factory` live in a module workers cannot import: send it by value."""
-    import cloudpickle
+    from ray import cloudpickle
 
     for name, module in list(sys.modules.items()):
         if name.startswith("edgefkd_user_arch_") and module is not None:
@@ -108,12 +113,23 @@ def _get(ray: Any, ref: Any, label: str) -> Any:
         raise EdgeFKDError(f"{label}: a Ray task failed after {RETRIES} retries: {first}") from None
 
 
+def _torch_threads(source: ModelSource) -> int | None:
+    """The driver's torch thread count for a PyTorch source.
+
+    Eager CPU kernels split reductions by thread, so the reference embeds bit-identically
+    to the local engine only with the same count (Ray would otherwise give it one thread).
+    """
+    if source.format != "pytorch" or "torch" not in sys.modules:
+        return None
+    return int(sys.modules["torch"].get_num_threads())
+
+
 def _embed_one(ray: Any, result: Embedded, parts: list[list[FaceItem]], total: int, options: EngineOptions,
                on_progress: Callable[[int], None] | None) -> None:
     remote = ray.remote(num_cpus=1, max_restarts=RETRIES, max_task_retries=RETRIES)(ShardEmbedder)
     cpus = int(ray.cluster_resources().get("CPU", 1))
     count = max(1, min(options.workers or cpus, cpus, len(parts)))
-    actors = [remote.remote(result.source.open, result.source, options) for _ in range(count)]
+    actors = [remote.remote(result.source.open, result.source, options, _torch_threads(result.source)) for _ in range(count)]
     try:
         info = _get(ray, actors[0].describe.remote(), result.source.label)
         if info["skip_reason"]:
@@ -149,6 +165,6 @@ def embed_items_ray(
     for result in results:
         if result.source.open is None:
             continue
-        _ship_user_code()
+        _ship_user_code(ray)
         _embed_one(ray, result, parts, len(items), options, on_progress)
     return results

@@ -30,6 +30,7 @@ NON_GALLERY = ("deepface_id_img9", "deepface_id_img12", "deepface_id_img17", "de
 
 def read_faces(faces_root: Path) -> list[tuple[str, str]]:
     """(absolute file, identity) of every shared face, in images.csv order."""
+    faces_root = faces_root.resolve()
     with open(faces_root / "images.csv", newline="") as fh:
         return [(str(faces_root / row["file"]), row["identity"]) for row in csv.DictReader(fh)]
 

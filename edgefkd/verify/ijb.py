@@ -42,8 +42,10 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: tuple[int, int]) 
     The template is scaled to the input height (a square crop of side H), then `fit_face`
     takes the contract's width from it, so 112x96 is the usual centre crop of the 112x112.
     """
-    import cv2
-
+    try:
+        import cv2
+    except ImportError:
+        raise InputError("aligning IJB faces needs OpenCV, an optional extra: pip install 'edgefkd[ijb]'") from None
     side = int(size[0])
     target = ARCFACE_TEMPLATE * (side / 112.0)
     matrix, _ = cv2.estimateAffinePartial2D(

@@ -152,6 +152,16 @@ def test_verify_parity_ijb_and_search_end_to_end(mobilefacenet_export, mobilefac
     assert "cosine_p1" in failed_gates
     assert (report / "roc.png").stat().st_size > 0 and "IJB 1:1" in (report / "report.md").read_text()
 
+    # 1:N alone, no teacher: the reference enrols the gallery; the cosine gate is judged on the probes.
+    search = tmp_path / "search"
+    assert _verify(swapped, "--reference", mobilefacenet_pt, "--arch", "mobilefacenet-foamliu", "--gallery", gallery,
+                   "--probes", probes, "--report", search) == 1
+    only = json.loads((search / "report.json").read_text())
+    assert only["ijb"] is None and only["identification"]["baseline"]["model"] == "pytorch"
+    (row,) = only["artifacts"]
+    assert row["identification"]["agreement"]["cosine_p1"] < 0.99 and {"gate": "cosine_p1", "status": "fail"}.items() <= row["verdicts"][0].items()
+    assert not (search / "roc.png").exists()
+
 
 @pytest.mark.parametrize("extra, message", [
     (["--ijb", "missing_dir"], "IJB file not found"),

@@ -152,24 +152,31 @@ def judge_ijb(
             row["verdicts"].append(judge_drop(f"ijb_tar_drop@FAR{far:g}", point, interval, options.gates.max_tar_drop,
                                               len(np.unique(pairs[:, 0])), item_name="templates"))
         if teacher_feats is not None and teacher_scores is not None:
-            if feats.shape[1] != teacher_feats.shape[1]:
-                entry["cross"] = {"error": f"teacher embeds {teacher_feats.shape[1]}-d, this model {feats.shape[1]}-d"}
-            else:
-                cross = {
-                    "teacher_t1_artifact_t2": template_pair_scores(ids, teacher_feats, feats, pairs),
-                    "artifact_t1_teacher_t2": template_pair_scores(ids, feats, teacher_feats, pairs),
-                }
-                entry["cross"] = {name: _without_roc(ijb_verification(s, same)) for name, s in cross.items()}
-                if far is not None:
-                    worst = min(_tar(s, same, far) for s in cross.values())  # type: ignore[type-var]
-                    point = _tar(teacher_scores, same, far) - worst  # type: ignore[operator]
-                    interval = (tar_drop_interval(teacher_scores, list(cross.values()), same, pairs[:, 0], far, resamples)
-                                if resamples else None)
-                    row["verdicts"].append(judge_drop(f"ijb_teacher_tar_drop@FAR{far:g}", point, interval,
-                                                      options.gates.max_teacher_drop, len(np.unique(pairs[:, 0])),
-                                                      item_name="templates"))
+            entry["cross"] = _cross_rows(ijb, ids, teacher_feats, teacher_scores, feats, far, options, row["verdicts"])
         row["ijb"] = entry
     return block
+
+
+def _cross_rows(
+    ijb: IJBSet, ids: np.ndarray, teacher_feats: np.ndarray, teacher_scores: np.ndarray, feats: np.ndarray,
+    far: float | None, options: TemplateOptions, verdicts: list[Verdict],
+) -> dict[str, Any]:
+    """Teacher pools template 1 and the artifact template 2, and the other way round; the worse judged."""
+    pairs, same = ijb.template_pairs, ijb.is_same
+    if feats.shape[1] != teacher_feats.shape[1]:
+        return {"error": f"teacher embeds {teacher_feats.shape[1]}-d, this model {feats.shape[1]}-d"}
+    cross = {
+        "teacher_t1_artifact_t2": template_pair_scores(ids, teacher_feats, feats, pairs),
+        "artifact_t1_teacher_t2": template_pair_scores(ids, feats, teacher_feats, pairs),
+    }
+    if far is not None:
+        worst = min(_tar(s, same, far) for s in cross.values())  # type: ignore[type-var]
+        point = _tar(teacher_scores, same, far) - worst  # type: ignore[operator]
+        interval = (tar_drop_interval(teacher_scores, list(cross.values()), same, pairs[:, 0], far, options.bootstrap)
+                    if options.bootstrap else None)
+        verdicts.append(judge_drop(f"ijb_teacher_tar_drop@FAR{far:g}", point, interval, options.gates.max_teacher_drop,
+                                   len(np.unique(pairs[:, 0])), item_name="templates"))
+    return {name: _without_roc(ijb_verification(s, same)) for name, s in cross.items()}
 
 
 def _without_roc(ver: dict[str, Any]) -> dict[str, Any]:
@@ -183,8 +190,12 @@ def _without_roc(ver: dict[str, Any]) -> dict[str, Any]:
 def judge_identification(
     gallery: IdentityList, probes: IdentityList, gallery_model: Embedded, baseline: Embedded,
     artifacts: Sequence[Embedded], options: TemplateOptions, rows: dict[str, dict[str, Any]],
+    reference: Embedded | None = None,
 ) -> dict[str, Any]:
-    """Rank-k / TPIR of the baseline probes and of each artifact's probes in the same gallery."""
+    """Rank-k / TPIR of the baseline probes and of each artifact's probes in the same gallery.
+
+    Artifacts not judged on IJB faces get the cosine gate here, on the reference's probes.
+    """
     assert gallery_model.embeddings is not None and baseline.embeddings is not None
     names, entries = enrol(gallery_model.embeddings, gallery.identities)
     base = identify(names, entries, baseline.embeddings, probes.identities)
@@ -206,6 +217,11 @@ def judge_identification(
         point = 100 * (base.summary["rank1"] - result.summary["rank1"])
         interval = rank1_drop_bootstrap(base.rank_of_truth, result.rank_of_truth, options.bootstrap) if options.bootstrap else None
         row["identification"] = {**result.summary, "rank1_drop_pp": point}
+        if (reference is not None and row["ijb"] is None and reference.embeddings is not None
+                and reference.embeddings.shape == art.embeddings.shape):
+            row["identification"]["agreement"] = metrics.agreement(reference.embeddings, art.embeddings)
+            p1 = row["identification"]["agreement"]["cosine_p1"]
+            row["verdicts"].append(_cosine_verdict(p1, options.gates.min_cosine, len(probes.items)))
         row["verdicts"].append(judge_drop("rank1_drop", point, interval, options.gates.max_rank1_drop,
                                           int(len(result.rank_of_truth)), item_name="mated probes"))
     return block
@@ -259,7 +275,7 @@ def run_templates(
             report["reference"] = _model_block(embedded[0])
             report["teacher"] = _model_block(embedded[-1]) if teacher else None
         report["identification"] = judge_identification(
-            gallery, probes, gallery_e, embedded[-1] if teacher else embedded[0], arts, options, rows
+            gallery, probes, gallery_e, embedded[-1] if teacher else embedded[0], arts, options, rows, embedded[0]
         )
         if teacher:  # the reference's own probes in the teacher's gallery, for comparison
             ref_search = identify(*enrol(gallery_e.embeddings, gallery.identities), embedded[0].embeddings, probes.identities)  # type: ignore[arg-type]

@@ -49,7 +49,7 @@ def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         entries.append((a, a["ijb"], a["identification"], a))
     for model, ijb_entry, ident_entry, art in entries:
         cells = [model["label"], model["format"], model["precision"]]
-        agreement = (ijb_entry or {}).get("agreement")
+        agreement = (ijb_entry or {}).get("agreement") or (ident_entry or {}).get("agreement")
         cells.append("-" if not agreement else f"{agreement['cosine_p1']:.5f}")
         if ijb:
             ver = (ijb_entry or {}).get("verification")

@@ -205,13 +205,14 @@ def check_package(path: Path, contract: PreprocessContract, precision: str, embe
         problems.append(f"model type {spec.WhichOneof('Type')}, expected mlProgram")
     h, w = contract.input_size
     inputs, outputs = list(spec.description.input), list(spec.description.output)
-    array_type = type(spec.description.input[0].type.multiArrayType) if inputs else None
+    float32 = _coremltools().proto.FeatureTypes_pb2.ArrayFeatureType.FLOAT32
     if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
         problems.append(f"inputs {[i.name for i in inputs]}, expected [{INPUT_NAME!r}]")
-    elif list(inputs[0].type.multiArrayType.shape) != [1, 3, h, w] or inputs[0].type.multiArrayType.dataType != array_type.FLOAT32:
+    elif list(inputs[0].type.multiArrayType.shape) != [1, 3, h, w] or inputs[0].type.multiArrayType.dataType != float32:
         problems.append(f"input shape {list(inputs[0].type.multiArrayType.shape)}, expected float32 [1, 3, {h}, {w}]")
     out_shape = list(outputs[0].type.multiArrayType.shape) if len(outputs) == 1 else []
-    if len(outputs) != 1 or outputs[0].name != OUTPUT_NAME or len(out_shape) != 2 or out_shape[0] != 1:
+    if len(outputs) != 1 or outputs[0].name != OUTPUT_NAME or len(out_shape) != 2 or out_shape[0] != 1 \
+            or outputs[0].type.multiArrayType.dataType != float32:
         problems.append(f"outputs {[(o.name, list(o.type.multiArrayType.shape)) for o in outputs]}, expected {OUTPUT_NAME!r} [1, D]")
     elif embedding_size and out_shape[1] != embedding_size:
         problems.append(f"embedding size {out_shape[1]}, PyTorch gives {embedding_size}")

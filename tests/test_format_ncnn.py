@@ -33,7 +33,7 @@ def exported(mobilefacenet, tmp_path_factory: pytest.TempPathFactory) -> dict[st
 
 @pytest.fixture(scope="module")
 def faces(faces_dir: Path):
-    return load_faces(list_images(faces_dir)[:24], (112, 112))
+    return load_faces(list_images(faces_dir)[:16], (112, 112))
 
 
 def parity(student, artifact: Path, precision: str, faces) -> dict:

@@ -118,17 +118,48 @@ def correct_counts(scores: PairScores, weights: np.ndarray, folds: np.ndarray, n
     return accepted[:, :, 1, :] + (negatives - accepted[:, :, 0, :])
 
 
-def pick_candidates(train_correct: np.ndarray, tie: str) -> np.ndarray:
-    """Index of the best candidate along the last axis, with the protocol's tie rule."""
-    if tie == "first":
-        # insightface: np.argmax over thresholds in increasing order = decreasing similarity.
-        return np.argmax(train_correct, axis=-1)
-    best = train_correct.max(axis=-1, keepdims=True)
-    tied = train_correct == best
-    count = tied.sum(axis=-1, keepdims=True)
-    # The middle tied candidate in increasing-threshold order is the ((L - 1) // 2)-th in ours.
+def _middle_of_ties(correct: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per row, the index of the middle (len // 2-th) valid candidate of best accuracy."""
+    masked = np.where(valid, correct, -np.inf)
+    tied = valid & (masked == masked.max(axis=-1, keepdims=True))
     rank = np.cumsum(tied, axis=-1)
-    return np.argmax(tied & (rank == (count - 1) // 2 + 1), axis=-1)
+    return np.argmax(tied & (rank == tied.sum(axis=-1, keepdims=True) // 2 + 1), axis=-1)
+
+
+def _edgefkd_choice(scores: PairScores, weights: np.ndarray, folds: np.ndarray, num_folds: int,
+                    train: np.ndarray) -> np.ndarray:
+    """edgefkd's threshold for each (resample, fold), exactly as on the resampled training pairs.
+
+    Its candidates are the midpoints between the distinct scores *present* in the training
+    pairs, so they are worked out per resample: the candidate after present score i is tied
+    with the others of best accuracy, the middle one is taken, and its value (halfway to the
+    next present score) decides the test fold. Returns the full-set candidate index that makes
+    the same decisions.
+    """
+    distinct = np.unique(scores.similarity)
+    d = len(distinct)
+    r = weights.shape[0]
+    index = d - scores.accept_from  # position of each pair's score among the distinct scores
+    flat = (np.arange(r)[:, None] * (num_folds * d) + (folds * d + index)[None, :]).ravel()
+    per_fold = np.bincount(flat, weights=weights.ravel(), minlength=r * num_folds * d).reshape(r, num_folds, d)
+    present = (per_fold.sum(axis=1, keepdims=True) - per_fold) > 0
+    # Ascending candidate m rejects distinct scores 0..m-1; m = 0 and m = i + 1 for present i exist.
+    valid = np.concatenate([np.ones(present.shape[:-1] + (1,), dtype=bool), present], axis=-1)
+    chosen = _middle_of_ties(train[..., ::-1], valid)
+    positions = np.where(present, np.arange(d), d)
+    next_present = np.minimum.accumulate(positions[..., ::-1], axis=-1)[..., ::-1]  # first present index >= i
+    padded = np.r_[distinct, np.inf]
+    below = np.clip(chosen - 1, 0, d - 1)
+    after = np.take_along_axis(np.concatenate([next_present[..., 1:], np.full(present.shape[:-1] + (1,), d)], axis=-1),
+                               below[..., None], axis=-1)[..., 0]
+    first = next_present[..., 0]
+    threshold = np.where(
+        chosen == 0,
+        distinct[np.minimum(first, d - 1)] - 1.0,
+        np.where(after < d, (distinct[below] + padded[after]) / 2.0, distinct[below] + 1.0),
+    )
+    rejected = np.searchsorted(distinct, threshold, side="right")
+    return d - rejected
 
 
 def weighted_fold_accuracy(
@@ -137,7 +168,11 @@ def weighted_fold_accuracy(
     """(R,) mean fold accuracy and (R, F) chosen candidate per fold, for each weighting."""
     per_fold = correct_counts(scores, weights, folds, num_folds)
     train = per_fold.sum(axis=1, keepdims=True) - per_fold
-    chosen = pick_candidates(train, scores.tie)
+    if scores.tie == "first":
+        # insightface: np.argmax over thresholds in increasing order = decreasing similarity.
+        chosen = np.argmax(train, axis=-1)
+    else:
+        chosen = _edgefkd_choice(scores, weights, folds, num_folds, train)
     test_correct = np.take_along_axis(per_fold, chosen[..., None], axis=-1)[..., 0]
     sizes = np.stack([weights[:, folds == f].sum(axis=1) for f in range(num_folds)], axis=1)
     fold_acc = np.divide(test_correct, sizes, out=np.zeros_like(test_correct), where=sizes > 0)
@@ -185,7 +220,7 @@ def best_threshold(scores: PairScores) -> float:
         return metrics.best_accuracy_threshold(scores.similarity, scores.is_same)
     ones = np.ones((1, scores.num_pairs))
     per_candidate = correct_counts(scores, ones, np.zeros(scores.num_pairs, dtype=np.int64), 1)[0, 0]
-    return float(scores.candidates[pick_candidates(per_candidate, "first")])
+    return float(scores.candidates[np.argmax(per_candidate)])
 
 
 def protocol_accuracy(scores: PairScores, num_folds: int = 10) -> ProtocolAccuracy:
@@ -199,7 +234,7 @@ def protocol_accuracy(scores: PairScores, num_folds: int = 10) -> ProtocolAccura
     folds = fold_ids(scores.num_pairs, num_folds)
     ones = np.ones((1, scores.num_pairs))
     per_fold = correct_counts(scores, ones, folds, num_folds)[0]
-    chosen = pick_candidates(per_fold.sum(axis=0, keepdims=True) - per_fold, "first")
+    chosen = np.argmax(per_fold.sum(axis=0, keepdims=True) - per_fold, axis=-1)
     sizes = np.bincount(folds, minlength=num_folds)
     fold_acc = per_fold[np.arange(num_folds), chosen] / sizes
     thresholds = [native_threshold(scores.protocol, scores.candidates[c]) for c in chosen]

@@ -37,7 +37,7 @@ def _candidates_bound(num_pairs: int, protocol: str) -> int:
 def _bytes_per_resample(num_pairs: int, num_folds: int, protocol: str) -> int:
     """Working memory of one resample: weights and indices per pair, a few arrays per (fold, candidate)."""
     k = _candidates_bound(num_pairs, protocol)
-    return 24 * num_pairs + 8 * num_folds * (k + 1) * 8
+    return 24 * num_pairs + 12 * num_folds * (k + 1) * 8
 
 
 def chunk_size(num_pairs: int, num_folds: int, protocol: str) -> int:

@@ -101,6 +101,11 @@ def _curve(scored: _Scored) -> tuple[np.ndarray, np.ndarray]:
     return scored.cosine_verification.far, scored.cosine_verification.tar
 
 
+def _named(verdict: Verdict) -> str:
+    """The verdict's sentence, led by its gate's name."""
+    return verdict.sentence if verdict.sentence.startswith(verdict.gate) else f"{verdict.gate}: {verdict.sentence}"
+
+
 def _cosine_verdict(p1: float, limit: float, samples: int) -> Verdict:
     # A tensor tolerance on every image, not an estimate from pairs: no interval to take.
     status = PASS if p1 >= limit else FAIL
@@ -179,7 +184,7 @@ def _artifact_row(judge: _SetJudge, index: int, art: Embedded, cross: dict[str, 
     row["gates"] = [v.to_dict() for v in verdicts]
     row["verdict"] = combine(statuses)
     row["passed"] = row["verdict"] == PASS
-    row["failures"] = failures + [v.sentence for v in verdicts if v.status != PASS]
+    row["failures"] = failures + [_named(v) for v in verdicts if v.status != PASS]
     return {**row, "curve": (scored.cosine_verification.far, scored.cosine_verification.tar)}
 
 

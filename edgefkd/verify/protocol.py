@@ -57,7 +57,7 @@ class PairScores:
 
 def check_protocol(name: str) -> str:
     if name not in PROTOCOLS:
-        raise InputError(f"unknown protocol {name!r}: use {' or '.join(PROTOCOLS)}")
+        raise InputError(f"unknown protocol {name!r} (--protocol): use {' or '.join(PROTOCOLS)}")
     return name
 
 

@@ -132,7 +132,7 @@ def _set_markdown(block: dict[str, Any], options: dict[str, Any]) -> list[str]:
     lines += _table(header, rows) + ["", "### Gates", ""]
     for art in block["artifacts"]:
         for gate in art.get("gates") or []:
-            lines.append(f"- {art['label']}: **{gate['status']}** — {gate['sentence']}")
+            lines.append(f"- {art['label']} `{gate['gate']}`: **{gate['status']}** — {gate['sentence']}")
     lines += ["", "### TAR at FAR", ""]
     for entry in [block["reference"]] + [a for a in block["artifacts"] if a["verification"]]:
         cells = []

@@ -101,3 +101,12 @@ def test_bootstrap_beyond_memory_is_refused_up_front():
     statistics.check_bootstrap(1000, [6000], 20, 10, "insightface")
     with pytest.raises(InputError, match=r"--bootstrap 1000000000 needs about .* GiB.*at most \d+ resamples fit"):
         statistics.check_bootstrap(10**9, [176], 3, 10, "insightface")
+
+
+def test_exit_codes_and_the_inconclusive_mapping():
+    from edgefkd.verify.verdict import exit_code
+
+    assert exit_code(["pass", "pass"]) == 0
+    assert exit_code(["pass", "inconclusive"]) == 3
+    assert exit_code(["pass", "inconclusive"], "pass") == 0 and exit_code(["pass", "inconclusive"], "fail") == 1
+    assert exit_code(["fail", "inconclusive"], "pass") == 1  # a failure is never mapped away

@@ -118,17 +118,6 @@ def test_pair_scores_cross_two_embedding_tables():
     np.testing.assert_allclose(metrics.pair_scores(a, b, np.array([[0, 1], [1, 0]])), [1 / math.sqrt(2), 1.0])
 
 
-def test_paired_bootstrap_interval():
-    ref = np.ones(50, dtype=bool)
-    same = metrics.paired_bootstrap(ref, ref, resamples=200)
-    assert same["difference"] == 0.0 and same["ci95"] == [0.0, 0.0]
-    cand = ref.copy()
-    cand[:5] = False
-    worse = metrics.paired_bootstrap(ref, cand, resamples=500)
-    assert worse["difference"] == pytest.approx(-0.1)
-    assert worse["ci95"][0] < -0.1 < worse["ci95"][1] < 0.0
-
-
 @pytest.mark.parametrize("seed,ties", [(0, False), (1, True), (2, False)])
 def test_roc_auc_and_eer_agree_with_scikit_learn(seed, ties):
     from scipy.optimize import brentq

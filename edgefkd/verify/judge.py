@@ -234,6 +234,7 @@ def _set_entry(block: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
         "accuracy_std": ver.get("accuracy_std"),
         "drop_pp": ver.get("accuracy_drop_pp"),
         "interval_pp": None if verdict.get("low") is None else [verdict["low"], verdict["high"]],
+        "accuracy_verdict": verdict.get("status"),
         "teacher_space": space.get("verdict"),
         "verdict": row.get("verdict"),
     }

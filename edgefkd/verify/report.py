@@ -108,7 +108,8 @@ def matrix_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         cells = []
         for cell in art["sets"]:
             span = "" if cell["interval_pp"] is None else f" [{cell['interval_pp'][0]:+.2f}, {cell['interval_pp'][1]:+.2f}]"
-            cells.append(f"{_pct(cell['accuracy'])} (drop {cell['drop_pp']:+.2f}{span} pp) {cell['verdict']}")
+            teacher = f"; teacher space {cell['teacher_space']}" if cell["teacher_space"] else ""
+            cells.append(f"{_pct(cell['accuracy'])} (drop {cell['drop_pp']:+.2f}{span} pp {cell['accuracy_verdict']}{teacher})")
         rows.append([art["label"]] + cells + [str(art["verdict"]).upper()])
     return header, rows
 

@@ -73,7 +73,8 @@ def export(ctx: ExportContext, precision: str) -> Path:
 
     metadata = {**read_onnx_metadata(source), METADATA_PREFIX + "precision": precision, METADATA_PREFIX + "ort_target": target}
     write_sidecar(out, metadata)
-    ctx.record(out, ort_target=target, **ctx.artifact_info.get(source, {}))
+    quantization = ctx.artifact_info.get(source, {}).get("quantization")
+    ctx.record(out, ort_target=target, **({"quantization": quantization} if quantization else {}))
     return out
 
 

@@ -26,6 +26,8 @@ FORMAT_MODULES: tuple[str, ...] = (
     "ort",
     "openvino",
     "tensorrt",
+    "ncnn",
+    "coreml",
 )
 
 #: Manifest statuses of an artifact that exists and may be run: a plain export ("ok" or no

@@ -84,7 +84,7 @@ class CompatReport:
             "table": {
                 "source": ops_table.TABLE_SOURCE,
                 "tensorrt": ops_table.TABLE_TENSORRT,
-                "opset_range": list(ops_table.OPSET_RANGE),
+                "opset_ranges": {family: list(r) for family, r in ops_table.OPSET_RANGES.items()},
             },
         }
 
@@ -204,10 +204,15 @@ def check_onnx(onnx_path: str | Path, batch_range: tuple[int, int, int] | None =
 
 
 def _check_opset(opset: int) -> list[Finding]:
-    low, high = ops_table.OPSET_RANGE
-    if low <= opset <= high:
-        return [Finding("info", "opset", f"opset {opset} is inside the parser's range {low}-{high}")]
-    return [Finding("error", "opset", f"opset {opset} is outside the parser's range {low}-{high}; re-export with opset 17-{high}")]
+    """Per TensorRT generation: 8.6's parser reads opsets up to 17, 10.x up to 20, 11.x up to 24."""
+    ranges = ops_table.OPSET_RANGES
+    outside = [f for f, (low, high) in ranges.items() if not low <= opset <= high]
+    shown = ", ".join(f"{f}: {low}-{high}" for f, (low, high) in ranges.items())
+    if not outside:
+        return [Finding("info", "opset", f"opset {opset} is inside every parser's range ({shown})")]
+    severity = "error" if len(outside) == len(ranges) else "warning"
+    names = ", ".join(f"TensorRT {f}" for f in outside)
+    return [Finding(severity, "opset", f"opset {opset} is outside the parser range of {names} ({shown}); re-export with opset 17 for all of them")]
 
 
 def _check_ops(g: _Graph) -> list[Finding]:
@@ -217,10 +222,13 @@ def _check_ops(g: _Graph) -> list[Finding]:
     unknown: dict[str, list[str]] = {}
     restricted: dict[str, list[str]] = {}
     newer: dict[str, list[str]] = {}
+    newer11: dict[str, list[str]] = {}
     for node in g.nodes:
         label = node.name or node.output[0]
         if node.domain not in _STANDARD_DOMAINS:
             custom.setdefault(f"{node.domain}::{node.op_type}", []).append(label)
+        elif node.op_type in ops_table.TRT11_ONLY:
+            newer11.setdefault(node.op_type, []).append(label)
         elif node.op_type in ops_table.UNSUPPORTED:
             unsupported.setdefault(node.op_type, []).append(label)
         elif node.op_type not in ops_table.SUPPORTED:
@@ -228,7 +236,7 @@ def _check_ops(g: _Graph) -> list[Finding]:
         else:
             if ops_table.SUPPORTED[node.op_type]:
                 restricted.setdefault(node.op_type, []).append(label)
-            if node.op_type in ops_table.NEWER_THAN_TRT8:
+            if node.op_type not in ops_table.TRT86_SUPPORTED:
                 newer.setdefault(node.op_type, []).append(label)
     for op, nodes in sorted(custom.items()):
         out.append(Finding("error", "custom-op", f"{op} is a custom-domain op: TensorRT needs a plugin registered for it", nodes))
@@ -237,7 +245,9 @@ def _check_ops(g: _Graph) -> list[Finding]:
     for op, nodes in sorted(unknown.items()):
         out.append(Finding("error", "unknown-op", f"{op} is not in TensorRT's ONNX operator table", nodes))
     for op, nodes in sorted(newer.items()):
-        out.append(Finding("warning", "newer-op", f"{op} is not in the TensorRT 8.x operator table: it may fail on TensorRT 8.6 (JetPack 6.0)", nodes))
+        out.append(Finding("warning", "newer-op", f"{op} is not in the TensorRT 8.6 operator table: it may fail on TensorRT 8.6 (JetPack 6.0)", nodes))
+    for op, nodes in sorted(newer11.items()):
+        out.append(Finding("warning", "trt11-op", f"{op} ({ops_table.TRT11_ONLY[op]}) is imported by TensorRT 11 only: 8.6 and 10.x cannot parse it", nodes))
     for op, nodes in sorted(restricted.items()):
         out.append(Finding("info", "op-restriction", f"{op} ({len(nodes)}x): {ops_table.SUPPORTED[op]}", nodes))
     return out
@@ -321,11 +331,12 @@ def _check_qdq(g: _Graph) -> list[Finding]:
             if g.const_dtypes.get(zp_name) not in (None, TensorProto.INT8):
                 wrong_type.append(label)
         if scale is not None and scale.size > 1:
-            data_is_weight = node.op_type == "DequantizeLinear" and g.const(node.input[0]) is not None
-            if not data_is_weight:
+            if not _quantizes_weight(g, node):
                 activation_per_channel.append(label)
-            elif g.attr(node, "axis", 1) not in (0, -4):
-                weight_axis.append(label)
+            else:
+                expected = _weight_output_axes(g, node)
+                if expected and g.attr(node, "axis", 1) not in expected:
+                    weight_axis.append(label)
     if nonzero:
         out.append(Finding("error", "qdq-zero-point", f"{len(nonzero)} Q/DQ node(s) have a non-zero zero point: TensorRT supports symmetric quantization only", nonzero))
     if wrong_type:
@@ -333,7 +344,7 @@ def _check_qdq(g: _Graph) -> list[Finding]:
     if activation_per_channel:
         out.append(Finding("error", "qdq-per-channel-activation", f"{len(activation_per_channel)} Q/DQ node(s) quantize an activation per channel: TensorRT supports per-channel scales for weights only", activation_per_channel))
     if weight_axis:
-        out.append(Finding("warning", "qdq-weight-axis", f"{len(weight_axis)} per-channel weight DQ node(s) use an axis other than 0 (output channels)", weight_axis))
+        out.append(Finding("warning", "qdq-weight-axis", f"{len(weight_axis)} per-channel weight Q/DQ node(s) are not on the output-channel axis of the weight they feed (Conv 0, ConvTranspose 1, MatMul last, Gemm by transB)", weight_axis))
     quantized, float_layers = [], []
     for node in g.nodes:
         if node.op_type not in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
@@ -355,6 +366,38 @@ def _check_qdq(g: _Graph) -> list[Finding]:
     if dangling:
         out.append(Finding("warning", "qdq-unpaired", f"{len(dangling)} QuantizeLinear node(s) are not followed by a DequantizeLinear", dangling))
     return out
+
+
+def _quantizes_weight(g: _Graph, node: Any) -> bool:
+    """True for Q/DQ on a constant weight: DQ(int8 initializer), or the fp32-weight -> Q -> DQ
+    form pytorch-quantization and ModelOpt write (both the Q and its DQ count)."""
+    if g.const(node.input[0]) is not None:
+        return True
+    producer = g.producer.get(node.input[0])
+    return node.op_type == "DequantizeLinear" and producer is not None and producer.op_type == "QuantizeLinear" \
+        and g.const(producer.input[0]) is not None
+
+
+def _weight_output_axes(g: _Graph, node: Any) -> tuple[int, ...]:
+    """Axis values (both signs) naming the output channels of the weight this Q/DQ feeds."""
+    tensor = node.output[0]
+    consumers = g.consumers.get(tensor, [])
+    if node.op_type == "QuantizeLinear":  # judge the Q by what its DQ feeds
+        consumers = [c for dq in consumers if dq.op_type == "DequantizeLinear" for c in g.consumers.get(dq.output[0], [])]
+        tensor = next((dq.output[0] for dq in g.consumers.get(node.output[0], []) if dq.op_type == "DequantizeLinear"), tensor)
+    weight = g.const(node.input[0])
+    if weight is None and g.producer.get(node.input[0]) is not None:
+        weight = g.const(g.producer[node.input[0]].input[0])
+    rank = weight.ndim if weight is not None else 4
+    for consumer in consumers:
+        if len(consumer.input) < 2 or consumer.input[1] != tensor:
+            continue
+        axis = {"Conv": 0, "ConvTranspose": 1, "MatMul": rank - 1}.get(consumer.op_type)
+        if consumer.op_type == "Gemm":
+            axis = 0 if g.attr(consumer, "transB", 0) else 1
+        if axis is not None:
+            return (axis, axis - rank)
+    return ()
 
 
 def _check_dynamic(g: _Graph, inputs: list[TensorInfo], batch_range: tuple[int, int, int] | None) -> list[Finding]:
@@ -454,7 +497,8 @@ def write_compat_report(reports: list[CompatReport], directory: str | Path, root
 
 def render_markdown(payload: list[dict[str, Any]]) -> str:
     lines = ["# TensorRT compatibility (static check)", ""]
-    lines.append(f"Checked against {ops_table.TABLE_SOURCE}, opset {ops_table.OPSET_RANGE[0]}-{ops_table.OPSET_RANGE[1]}. "
+    ranges = ", ".join(f"{f}: {low}-{high}" for f, (low, high) in ops_table.OPSET_RANGES.items())
+    lines.append(f"Checked against {ops_table.TABLE_SOURCE}; opsets per TensorRT {ranges}. "
                  "No TensorRT was run: this is what the graph says, not a build.")
     for item in payload:
         s = item["summary"]

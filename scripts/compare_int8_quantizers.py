@@ -3,16 +3,19 @@
 
 For the shared MobileFaceNet and a random-weight IResNet-50, both quantizers calibrate on the
 same synthetic faces (`calib_data/`, disjoint from every real face), each in a fresh process
-(its own peak RSS via os.wait4, its own wall time). Each INT8 ONNX is then judged on the
+(its own peak RSS from /proc VmHWM, its own wall time). Each INT8 ONNX is then judged on the
 real faces with ONNX Runtime (CPU): cosine p1 to PyTorch, pair ROC AUC on
 pairs_balanced.csv, and edgefkd's static TensorRT compatibility report.
 
     python scripts/compare_int8_quantizers.py                 # both models, 128 calibration faces
     python scripts/compare_int8_quantizers.py --models mobilefacenet --calib-count 64
 
-ModelOpt is installed without its `[onnx]` extra (see NOTES-cpu-trials.md); it imports pynvml
-only to count GPUs for an ONNX Runtime arena setting, so on a host without pynvml a stand-in
-that reports no GPU is registered before the import (ModelOpt's own no-GPU path).
+ModelOpt is installed without its `[onnx]` extra (see NOTES-cpu-trials.md). It also imports
+`onnxslim` (put it on PYTHONPATH, e.g. `pip install --no-deps --target /tmp/extra onnxslim`
+and `PYTHONPATH=/tmp/extra`), and pynvml only to count GPUs for an ONNX Runtime arena
+setting: on a host without pynvml a stand-in reporting no GPU is registered first (ModelOpt's
+own no-GPU path). ModelOpt leaves unquantized layers in fp16 by default; the main rows use
+fp32 (as edgefkd does) and one row shows its default.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("EDGEFKD_FIXTURES", REPO.parent / "shared"))
 MFN = FIXTURES / "models" / "mobilefacenet-foamliu" / "mobilefacenet.pt"
 FACES = FIXTURES / "faces"
-QUANTIZERS = {"edgefkd-minmax": ("edgefkd", "minmax"), "edgefkd-entropy": ("edgefkd", "entropy"),
-              "modelopt-max": ("modelopt", "max"), "modelopt-entropy": ("modelopt", "entropy")}
+#: name -> (tool, calibration method, float dtype ModelOpt leaves unquantized layers in)
+QUANTIZERS = {"edgefkd-minmax": ("edgefkd", "minmax", "fp32"), "edgefkd-entropy": ("edgefkd", "entropy", "fp32"),
+              "modelopt-max": ("modelopt", "max", "fp32"), "modelopt-entropy": ("modelopt", "entropy", "fp32"),
+              "modelopt-max-fp16 (its default)": ("modelopt", "max", "fp16")}
 
 
 def _no_gpu_pynvml() -> None:
@@ -52,32 +57,37 @@ def _no_gpu_pynvml() -> None:
         sys.modules["pynvml"] = stand_in
 
 
-def quantize_worker(kind: str, method: str, fp32: str, calib_npy: str, out: str) -> None:
-    """Runs in its own process: quantize and write `out`."""
+def quantize_worker(kind: str, method: str, float_dtype: str, fp32: str, calib_npy: str, out: str) -> None:
+    """Runs in its own process: quantize, write `out`, print this process's peak RSS.
+
+    VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child would inherit the
+    parent's peak (torch and the model already loaded); VmHWM belongs to the new image only.
+    """
     batches = np.load(calib_npy)
     if kind == "edgefkd":
         from edgefkd.exporters.quantize_onnx import quantize_onnx_qdq
 
         quantize_onnx_qdq(Path(fp32), Path(out), batches, method=method)
-        return
-    _no_gpu_pynvml()
-    from modelopt.onnx.quantization import quantize
+    else:
+        _no_gpu_pynvml()
+        from modelopt.onnx.quantization import quantize
 
-    quantize(fp32, quantize_mode="int8", calibration_data=batches, calibration_method=method,
-             calibration_eps=["cpu"], output_path=out)
+        quantize(fp32, quantize_mode="int8", calibration_data=batches, calibration_method=method,
+                 calibration_eps=["cpu"], output_path=out, high_precision_dtype=float_dtype)
+    hwm_kb = next(int(l.split()[1]) for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM"))
+    print(f"PEAK_KB {hwm_kb}")
 
 
 def run_quantizer(name: str, fp32: Path, calib_npy: Path, out: Path) -> dict[str, float | str]:
-    kind, method = QUANTIZERS[name]
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, "--worker", kind, method, str(fp32), str(calib_npy), str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    log = proc.stdout.read() if proc.stdout else ""
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, __file__, "--worker", *QUANTIZERS[name], str(fp32), str(calib_npy), str(out)],
+                          capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0 or not out.is_file():
-        return {"error": log.strip().splitlines()[-1] if log.strip() else "failed"}
-    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024}
+    peak = [l for l in proc.stdout.splitlines() if l.startswith("PEAK_KB ")]
+    if proc.returncode != 0 or not out.is_file() or not peak:
+        log = (proc.stdout + proc.stderr).strip().splitlines()
+        return {"error": log[-1] if log else "failed"}
+    return {"seconds": seconds, "peak_rss_mb": int(peak[-1].split()[1]) / 1024}
 
 
 def export_fp32(name: str, workdir: Path) -> tuple[Path, object, object]:
@@ -104,7 +114,9 @@ def export_fp32(name: str, workdir: Path) -> tuple[Path, object, object]:
 def embed_onnx(path: Path, x: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return np.concatenate([session.run(None, {name: x[i:i + 16]})[0] for i in range(0, len(x), 16)])
 
@@ -159,7 +171,7 @@ def compare(model: str, calib_count: int, workdir: Path) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        quantize_worker(*sys.argv[2:7])
+        quantize_worker(*sys.argv[2:8])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="mobilefacenet,iresnet50")

@@ -72,7 +72,7 @@ def write_bundle(export_dir: str | Path, manifest: Manifest, precisions: Sequenc
                 files.update(calibration_files(export_dir, job, manifest, options))
             cmd = trtexec_command(plan, job.onnx.path, job.engine_rel, job.spec, options, timing_rel)
             script = script_name(job.precision, families, plan.calibrator)
-            files[script] = script_text(cmd, families, plan, job.onnx.path, onnx_sha)
+            files[script] = script_text(cmd, families, [job.plans[f] for f in families], job.onnx.path, onnx_sha)
             scripts.append({"script": f"{BUNDLE_DIR}/{script}", "tensorrt": families, "plan": plan.to_dict(), "trtexec": cmd})
         entries.append(ArtifactEntry(
             path=job.engine_rel, format="tensorrt", precision=job.precision,

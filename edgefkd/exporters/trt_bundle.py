@@ -135,12 +135,11 @@ if [ "$v" -lt 10000 ]; then major=$((v / 1000)); minor=$((v / 100 % 10)); else m
 case "$major.$minor" in 8.6) family=8.6 ;; 10.*) family=10 ;; 8.*|9.*|[0-7].*) family=old ;; *) family=11 ;; esac"""
 
 
-def _guard_lines(families: Sequence[str], plan: BuildPlan, label: str) -> list[str]:
+def _guard_lines(families: Sequence[str], plans: Sequence[BuildPlan], label: str) -> list[str]:
     allowed = " ".join(families)
     lines = [_VERSION_GUARD,
              f'case " {allowed} " in *" $family "*) ;; *) echo "error: this script is for {label}; trtexec is TensorRT $major.$minor" >&2; exit 2 ;; esac']
-    if plan.min_version:
-        major, minor = plan.min_version
+    for major, minor in sorted({p.min_version for p in plans if p.min_version}):
         lines.append(f'if [ "$major" -eq {major} ] && [ "$minor" -lt {minor} ]; then '
                      f'echo "error: TensorRT $major.$minor has no DLA; this engine needs {major}.{minor} or newer" >&2; exit 2; fi')
     return lines
@@ -157,7 +156,9 @@ def _calib_lines(onnx_rel: str, onnx_sha256: str) -> list[str]:
     ]
 
 
-def script_text(cmd: list[str], families: Sequence[str], plan: BuildPlan, onnx_rel: str, onnx_sha256: str) -> str:
+def script_text(cmd: list[str], families: Sequence[str], plans: Sequence[BuildPlan], onnx_rel: str, onnx_sha256: str) -> str:
+    """The script for `families` (their plans share one trtexec line); plans[0] describes it."""
+    plan = plans[0]
     label = " / ".join(FAMILY_LABEL[f] for f in families)
     command = " \\\n  ".join(shlex.quote(a) for a in cmd)
     lines = [
@@ -167,7 +168,7 @@ def script_text(cmd: list[str], families: Sequence[str], plan: BuildPlan, onnx_r
         "# Prefer `edgefkd build-engine` there: it also writes the sidecar JSON and the manifest entry.",
         "set -euo pipefail",
         'cd "$(dirname "$0")/.."',
-        *_guard_lines(families, plan, label),
+        *_guard_lines(families, plans, label),
     ]
     if plan.calibrator:
         lines += _calib_lines(onnx_rel, onnx_sha256)

@@ -27,8 +27,18 @@ from .base import Runner
 
 INSTALL_HINT = ("install it with `pip install edgefkd[tensorrt-cu12]` on an NVIDIA GPU machine (CUDA 12), "
                 "or use docker/Dockerfile.tensorrt or docker/Dockerfile.jetson")
-CUDA_HINT = ("install the cuda-python that matches this machine's CUDA major: `pip install edgefkd[tensorrt-cu12]` "
-             "(CUDA 12 data-centre), `edgefkd[tensorrt-jetson]` (JetPack 6), `edgefkd[tensorrt-cu13]` (CUDA 13, R580+ driver)")
+#: cuda-python per target, one extra each (and the Docker images install exactly these): its
+#: runtime bindings need a driver of their own CUDA major (13.x needs R580+), and Jetson has no
+#: minor-version compatibility, so each JetPack gets the minor its CUDA ships.
+CUDA_PYTHON_PINS = {
+    "tensorrt-cu12": "cuda-python>=12.6,<13",  # data-centre CUDA 12.x (TensorRT 10.x containers)
+    "tensorrt-cu13": "cuda-python>=13,<14",  # data-centre CUDA 13.x, R580+ driver
+    "tensorrt-jetson": "cuda-python>=12.6,<12.7",  # JetPack 6.1/6.2 (L4T r36.4, CUDA 12.6, TensorRT 10.3)
+    "tensorrt-jetson60": "cuda-python>=12.2,<12.3",  # JetPack 6.0 GA (L4T r36.3, CUDA 12.2, TensorRT 8.6.2)
+}
+CUDA_HINT = ("install the cuda-python that matches this machine's CUDA: `pip install edgefkd[tensorrt-cu12]` "
+             "(CUDA 12 data-centre), `[tensorrt-cu13]` (CUDA 13, R580+ driver), `[tensorrt-jetson]` (JetPack 6.1/6.2) "
+             "or `[tensorrt-jetson60]` (JetPack 6.0)")
 #: CUDA runtime errors that mean "this cuda-python / driver pair does not fit"
 _CUDA_ERROR_HINTS = {35: "cudaErrorInsufficientDriver: the driver is older than this cuda-python's CUDA", 100: "cudaErrorNoDevice", 101: "cudaErrorInvalidDevice: no GPU with that index"}
 

@@ -106,3 +106,17 @@ def test_dla_refuses_explicit_int8_on_86_and_trt11_before_11_4() -> None:
 def test_negative_device_is_refused() -> None:
     with pytest.raises(InputError, match="--device"):
         TensorRTOptions(device=-1)
+
+
+@pytest.mark.parametrize("device, index", [(None, 0), (2, 2), ("1", 1), ("cuda:3", 3), ("GPU.1", 1), ("CPU", 0)])
+def test_cuda_device_index(device: object, index: int) -> None:
+    from edgefkd.runners.tensorrt_runner import cuda_device_index
+
+    assert cuda_device_index(device) == index
+
+
+def test_unreadable_cuda_device_is_refused() -> None:
+    from edgefkd.runners.tensorrt_runner import cuda_device_index
+
+    with pytest.raises(InputError, match="CUDA device index"):
+        cuda_device_index("NPU")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -59,6 +60,18 @@ def tensorrt_unavailable_reason(need_builder: bool = False) -> str | None:
     if need_builder and not hasattr(trt, "Builder"):
         return f"the installed TensorRT {getattr(trt, '__version__', '?')} has no builder (runtime-only package)"
     return None
+
+
+def cuda_device_index(device: int | str | None) -> int:
+    """The CUDA device index in `device`: 2, "2", "cuda:2", "GPU.2"; 0 for None or a CPU-style name."""
+    if device is None or isinstance(device, int):
+        return int(device or 0)
+    match = re.fullmatch(r"\s*(?:(?:cuda|gpu)[:.]?)?(\d+)\s*", str(device), re.IGNORECASE)
+    if match:
+        return int(match.group(1))
+    if str(device).strip().upper() in ("CPU", "GPU", "CUDA", "AUTO", ""):
+        return 0
+    raise InputError(f"cannot read a CUDA device index from {device!r} (expected e.g. 0, cuda:1 or GPU.1)")
 
 
 def sidecar_path(engine_path: str | Path) -> Path:
@@ -198,7 +211,7 @@ class TensorRTRunner(Runner):
         engine_path: str | Path,
         contract: PreprocessContract | None = None,
         precision: str | None = None,
-        device: int = 0,
+        device: int | str = 0,
         name: str | None = None,
     ) -> None:
         self.engine_path = Path(engine_path)
@@ -215,7 +228,7 @@ class TensorRTRunner(Runner):
         if contract is None:
             raise InputError(f"{self.engine_path} has no sidecar {sidecar_path(self.engine_path).name} with the preprocessing contract; pass the contract explicitly")
         super().__init__(name or self.engine_path.name, contract, precision or str(self.sidecar.get("precision", "fp32")))
-        self.device = device
+        self.device = cuda_device_index(device)
         self._cuda: CudaDevice | None = None
 
     def _activate(self) -> None:

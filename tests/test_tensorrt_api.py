@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCANNED = [REPO / "edgefkd" / "exporters" / "trt_build.py", REPO / "edgefkd" / "runners" / "tensorrt_runner.py"]
 #: variable / attribute name in edgefkd's code -> the TensorRT class it holds
 RECEIVERS = {"builder": "Builder", "config": "IBuilderConfig", "parser": "OnnxParser", "profile": "IOptimizationProfile",
+             "calib_profile": "IOptimizationProfile",
              "cache": "ITimingCache", "_runtime": "Runtime", "_engine": "ICudaEngine", "_context": "IExecutionContext"}
 #: used only on the TensorRT 8.6 implicit-INT8 path (plan.calibrator), which 11 never takes
 CALIBRATION_ONLY = {"IInt8EntropyCalibrator2", "IBuilderConfig.set_calibration_profile", "IBuilderConfig.int8_calibrator"}

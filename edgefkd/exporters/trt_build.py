@@ -117,8 +117,11 @@ def _configure(trt: Any, builder: Any, job: EngineJob, plan: BuildPlan, options:
         profile = builder.create_optimization_profile()
         profile.set_shape(job.spec.name, *(job.spec.shape(b) for b in options.batch_range))
         config.add_optimization_profile(profile)
-        if plan.calibrator:
-            config.set_calibration_profile(profile)
+        if plan.calibrator:  # calibration runs at one shape: the opt batch
+            calib_profile = builder.create_optimization_profile()
+            fixed = job.spec.shape(options.opt_batch)
+            calib_profile.set_shape(job.spec.name, fixed, fixed, fixed)
+            config.set_calibration_profile(calib_profile)
     if options.dla_core is not None:
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = options.dla_core

@@ -4,7 +4,7 @@ Schema (stable; other commands read it):
 {"edgefkd_version",
  "model": {"name", "arch", "checkpoint", "checkpoint_sha256", "embedding_size", "params"},
  "preprocess": {"input_size": [H, W], "mean": [...], "std": [...], "channel_order", "input_format"},
- "artifacts": [{"path" (relative to DIR), "format": "onnx|openvino|tensorrt",
+ "artifacts": [{"path" (relative to DIR), "format": a name from the table in edgefkd/formats,
                 "precision": "fp32|fp16|int8", "sha256", "bytes",
                 "parity": {"cosine_min", "cosine_mean", "max_abs", "samples"} | null,
                 ... optional extra keys (e.g. "status", "quantization", "build")}]}
@@ -20,10 +20,9 @@ from typing import Any
 from . import __version__
 from .contract import PreprocessContract
 from .errors import InputError
-from .fileio import atomic_write_json, sha256_file
+from .fileio import atomic_write_json
 
 MANIFEST_NAME = "manifest.json"
-FORMATS = ("onnx", "openvino", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -64,15 +63,22 @@ class ArtifactEntry:
 
     @classmethod
     def for_file(cls, root: Path, path: Path, fmt: str, precision: str, **extra: Any) -> "ArtifactEntry":
-        """Entry for a written file; for OpenVINO the size counts .xml + .bin."""
-        size = path.stat().st_size
-        if fmt == "openvino" and path.with_suffix(".bin").exists():
-            size += path.with_suffix(".bin").stat().st_size
+        """Entry for a written artifact (a file, or a directory such as a Core ML package);
+        the size counts the format's companion files too (OpenVINO and NCNN weights)."""
+        from .fileio import artifact_digest
+
+        digest, size = artifact_digest(path)
+        try:
+            from .formats import format_for_path
+
+            size += sum(p.stat().st_size for p in format_for_path(path).companions(path) if p.is_file())
+        except InputError:
+            pass
         return cls(
             path=str(path.relative_to(root)),
             format=fmt,
             precision=precision,
-            sha256=sha256_file(path),
+            sha256=digest,
             bytes=size,
             extra=dict(extra),
         )

@@ -283,4 +283,6 @@ FORMAT = Format(
     read_metadata=read_metadata,
     runner=CoreMLRunner,
     available=available,
+    runtime="coreml",
+    requires=("coremltools",),
 )

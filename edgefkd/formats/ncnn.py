@@ -230,5 +230,7 @@ FORMAT = Format(
     read_metadata=read_metadata,
     runner=NcnnRunner,
     available=available,
+    runtime="ncnn",
+    requires=("pnnx", "ncnn"),
     companions=companions,
 )

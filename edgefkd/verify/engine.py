@@ -98,7 +98,7 @@ def shards(items: Sequence[FaceItem], options: EngineOptions) -> list[list[FaceI
 def embed_shard(runner: Any, faces: np.ndarray, options: EngineOptions, batch_limit: int) -> np.ndarray:
     """A shard's embeddings, batch by batch, exactly as verify-parity embeds pairs."""
     step = options.batch_size
-    return np.concatenate([_embed_batch(runner, faces[i : i + step], options.flip, batch_limit) for i in range(0, len(faces), step)])
+    return np.concatenate([_embed_batch(runner, faces[i : i + step], options.flip) for i in range(0, len(faces), step)])
 
 
 def _store(result: Embedded, start: int, emb: np.ndarray, total: int, dtype: str) -> None:

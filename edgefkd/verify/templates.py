@@ -26,7 +26,8 @@ from . import metrics
 from .engine import EngineOptions, embed_items
 from .identification import IdentityList, enrol, identify, rank1_drop_bootstrap
 from .ijb import IJBSet, pool_templates, template_pair_scores
-from .parity import Embedded, ModelSource, Targets, _model_block
+from .judge import model_block as _model_block
+from .parity import Embedded, ModelSource, Targets
 from .verdict import PASS, FAIL, Verdict, combine, judge_drop
 
 IJB_FAR_TARGETS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)

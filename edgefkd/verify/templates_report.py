@@ -137,7 +137,8 @@ def write_templates_report(result: TemplatesResult, directory: Path) -> Path:
         (stage / "report.json").write_text(json.dumps(result.report, indent=2, default=_json_default) + "\n")
         (stage / "report.md").write_text(render_markdown(result.report))
         if result.report["ijb"]:
-            plot_roc(result.curves, result.report["ijb"]["protocol"]["different"], stage / "roc.png")
+            ijb = result.report["ijb"]["protocol"]
+            plot_roc([(f"{ijb['format']} template pairs", ijb["different"], result.curves)], stage / "roc.png")
     return directory
 
 

@@ -120,7 +120,7 @@ def _verify(*args: object) -> int:
 
 
 def test_verify_parity_ijb_and_search_end_to_end(mobilefacenet_export, mobilefacenet_pt, ijb_dir, identification_split, tmp_path):
-    from edgefkd.exporters.onnx import set_onnx_metadata
+    from edgefkd.formats.onnx import set_onnx_metadata
     from edgefkd.manifest import Manifest
     from edgefkd.runners import artifact_contract
 

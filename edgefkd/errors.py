@@ -1,4 +1,10 @@
-"""One exception family. The CLI catches EdgeFKDError, prints one line and exits 2."""
+"""One exception family. The CLI catches EdgeFKDError and prints one `error:` line.
+
+Exit codes: 2 for bad input (a file, option or folder that cannot be used as given),
+3 for a backend that failed on valid input (BackendError: ONNX Runtime, OpenVINO,
+TensorRT, torch raised something of their own), 1 for a verify-parity gate that failed,
+130 for Ctrl-C / SIGTERM. `edgefkd --debug ...` prints the whole chain of causes.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,14 @@ class InputError(EdgeFKDError):
     """A file, option or argument that cannot be used as given."""
 
 
+class IntegrityError(InputError):
+    """An artifact that is not what its manifest says: outside the export folder, or changed since."""
+
+
+class MissingArtifactError(InputError):
+    """An artifact the manifest lists whose file is not there."""
+
+
 class CheckpointError(InputError):
     """A checkpoint that cannot be read safely or does not fit the architecture."""
 
@@ -31,3 +45,12 @@ class ValidationError(EdgeFKDError):
 
 class BackendUnavailable(EdgeFKDError):
     """An optional backend (TensorRT, a GPU, an OpenVINO device) that is not present."""
+
+
+class BackendError(EdgeFKDError):
+    """A library (ONNX Runtime, OpenVINO, TensorRT, torch) failed on input edgefkd accepted.
+
+    Raised `from` the library's exception so `--debug` can show it.
+    """
+
+    exit_code: int = 3

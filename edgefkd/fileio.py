@@ -16,6 +16,20 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+def check_plain_path(path: str | os.PathLike[str], what: str) -> None:
+    """Refuse a path or name with control characters (newline, tab, escape...).
+
+    Such names are never needed, and copied into a shell script or a log they change what
+    the script runs or what the log says.
+    """
+    from .errors import InputError
+
+    text = os.fspath(path)
+    bad = next((c for c in text if ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None:
+        raise InputError(f"{what} {text!r} contains the control character {bad!r}; rename it")
+
+
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file, streamed."""
     digest = hashlib.sha256()

@@ -19,8 +19,8 @@ from typing import Any
 
 from . import __version__
 from .contract import PreprocessContract
-from .errors import InputError
-from .fileio import atomic_write_json, sha256_file
+from .errors import InputError, IntegrityError, MissingArtifactError
+from .fileio import atomic_write_json, check_plain_path, sha256_file
 
 MANIFEST_NAME = "manifest.json"
 FORMATS = ("onnx", "openvino", "tensorrt")
@@ -68,6 +68,8 @@ class ArtifactEntry:
         size = path.stat().st_size
         if fmt == "openvino" and path.with_suffix(".bin").exists():
             size += path.with_suffix(".bin").stat().st_size
+            # The .xml's hash says nothing about the weights: record theirs too.
+            extra = {"weights_sha256": sha256_file(path.with_suffix(".bin")), **extra}
         return cls(
             path=str(path.relative_to(root)),
             format=fmt,
@@ -122,6 +124,44 @@ class Manifest:
         except json.JSONDecodeError as exc:
             raise InputError(f"{path} is not valid JSON: {exc}") from None
         return cls.from_dict(data)
+
+    @staticmethod
+    def artifact_file(export_dir: str | Path, entry: ArtifactEntry, verify_hash: bool = True) -> Path:
+        """The file of `entry`, resolved inside `export_dir` and (by default) checked against its sha256.
+
+        A manifest is untrusted input: an absolute path, a `..` or a symlink leading out of
+        the export folder is refused (IntegrityError), as is a file whose sha256 differs
+        from the recorded one (OpenVINO: the .bin's too). A missing file raises
+        MissingArtifactError.
+        """
+        root = Path(export_dir).resolve()
+        check_plain_path(entry.path, "artifact path")
+        relative = Path(entry.path)
+        if relative.is_absolute() or entry.path.startswith(("/", "\\")) or ".." in relative.parts or not entry.path:
+            raise IntegrityError(f"manifest artifact path {entry.path!r} is not a plain path inside {export_dir}: refused")
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root):
+            raise IntegrityError(f"manifest artifact {entry.path!r} leads out of {export_dir} (a symlink): refused")
+        if not path.is_file():
+            raise MissingArtifactError(f"{entry.path} is listed in {Path(export_dir) / MANIFEST_NAME} but the file is missing")
+        if verify_hash:
+            checks = [(path, entry.sha256)]
+            if entry.format == "openvino" and entry.extra.get("weights_sha256"):
+                weights = path.with_suffix(".bin")
+                if not weights.resolve().is_relative_to(root):
+                    raise IntegrityError(f"{entry.path}'s weights lead out of {export_dir} (a symlink): refused")
+                checks.append((weights, entry.extra["weights_sha256"]))
+            for file, expected in checks:
+                if not expected:
+                    raise IntegrityError(f"the manifest records no sha256 for {entry.path}; pass --no-verify-hash to use it unchecked")
+                if not file.is_file():
+                    raise MissingArtifactError(f"{file.relative_to(root)} (part of {entry.path}) is missing")
+                if sha256_file(file) != expected:
+                    raise IntegrityError(
+                        f"{file.relative_to(root)} does not match the sha256 in the manifest: it changed after export; "
+                        "re-export, or pass --no-verify-hash to use it anyway"
+                    )
+        return path
 
     def upsert(self, entry: ArtifactEntry) -> None:
         """Add an artifact, replacing an earlier entry with the same path."""

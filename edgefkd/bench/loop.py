@@ -123,17 +123,24 @@ def _expand_openvino(target: BenchTarget, ov_precisions: Sequence[str]) -> list[
 
 
 def targets_from_manifest(
-    export_dir: str | os.PathLike[str], ov_precisions: Sequence[str] = ("f32",), include_torch: bool = True
+    export_dir: str | os.PathLike[str], ov_precisions: Sequence[str] = ("f32",), include_torch: bool = True,
+    verify_hash: bool = True, trust_manifest: bool = False,
 ) -> list[BenchTarget]:
     """PyTorch reference (baseline) + every artifact the export's manifest lists.
 
     Artifacts that cannot run here (a deferred TensorRT engine, a backend that is not
-    installed, a file that is gone) become targets with a skip reason.
+    installed, a file that is gone) become targets with a skip reason. Paths leading out
+    of the export folder and changed files are refused (Manifest.artifact_file), and so is
+    a manifest arch that would import code unless `trust_manifest`.
     """
+    from ..errors import MissingArtifactError
+    from ..models.loading import check_manifest_arch
+
     root = Path(export_dir)
     manifest = Manifest.read(root)
     targets: list[BenchTarget] = []
     if include_torch:
+        check_manifest_arch(manifest.model.get("arch"), root / "manifest.json", trust_manifest)
         ckpt_text = str(manifest.model.get("checkpoint") or "")
         ckpt = Path(ckpt_text)
         if ckpt_text and not ckpt.is_absolute() and not ckpt.exists() and (root / ckpt).exists():
@@ -161,8 +168,11 @@ def targets_from_manifest(
             reason = f"manifest status: {status}"
         elif backend not in BACKEND_OF_FORMAT.values():
             reason = f"unknown artifact format {entry.format!r}"
-        elif not file.is_file():
-            reason = f"artifact file missing: {entry.path}"
+        else:
+            try:
+                file = Manifest.artifact_file(root, entry, verify_hash)
+            except MissingArtifactError:
+                reason = f"artifact file missing: {entry.path}"
         reason = reason or _backend_absent_reason(backend)
         target = BenchTarget(
             label=entry.path, backend=backend, precision=entry.precision, file=str(file), path=entry.path,

@@ -40,6 +40,8 @@ class BenchRequest:
     parity_report: str | os.PathLike[str] | None = None
     report_dir: str | os.PathLike[str] | None = None
     extra_targets: list[BenchTarget] = field(default_factory=list)
+    verify_hash: bool = True
+    trust_manifest: bool = False
 
 
 def resolve_targets(request: BenchRequest) -> tuple[list[BenchTarget], Path | None]:
@@ -54,7 +56,10 @@ def resolve_targets(request: BenchRequest) -> tuple[list[BenchTarget], Path | No
         export_dir = dirs[0]
         if not (export_dir / MANIFEST_NAME).is_file():
             raise InputError(f"{export_dir} has no {MANIFEST_NAME}: is it an edgefkd export directory?")
-        return targets_from_manifest(export_dir, request.ov_precisions, request.include_torch), export_dir
+        targets = targets_from_manifest(
+            export_dir, request.ov_precisions, request.include_torch, request.verify_hash, request.trust_manifest
+        )
+        return targets, export_dir
     missing = [s for s in sources if not s.exists()]
     if missing:
         raise InputError(f"not found: {missing[0]}")
@@ -103,5 +108,20 @@ def run_benchmark_command(request: BenchRequest, show_progress: bool = False) ->
         result.parity_report = str(parity_path)
         if not matched:
             result.warnings.append(f"no artifact of {parity_path} matched a benchmarked artifact")
+    if not request.verify_hash and export_dir is not None:
+        result.warnings.append("artifact sha256 hashes were not checked against the manifest (--no-verify-hash)")
+    check_something_measured(result)
     write_report(result, report_dir)
     return result, report_dir
+
+
+def check_something_measured(result: BenchResult) -> None:
+    """A run that measured nothing is an error, and must not replace an earlier good report."""
+    from ..errors import BackendError
+
+    if result.rows and not any(row.measured for row in result.rows):
+        reasons = list(dict.fromkeys(
+            f"{row.artifact}: {row.status} ({' '.join(str(row.reason).split())[:160]})" for row in result.rows
+        ))
+        more = f" (+{len(reasons) - 3} more)" if len(reasons) > 3 else ""
+        raise BackendError(f"nothing could be measured, no report written: {'; '.join(reasons[:3])}{more}")

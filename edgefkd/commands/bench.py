@@ -78,6 +78,8 @@ def register(app: typer.Typer) -> None:
             None, "--parity-report", help="verify-parity report.json to merge (default: <export dir>/parity/report.json)."
         ),
         report: Optional[Path] = typer.Option(None, "--report", help="Output folder (default: <export dir>/benchmark/)."),
+        no_verify_hash: bool = typer.Option(False, "--no-verify-hash", help="Use manifest artifacts even if their sha256 differs (the report says so)."),
+        trust_manifest: bool = typer.Option(False, "--trust-manifest", help="Let a manifest's file.py:factory / module:function arch import and run its code."),
     ) -> None:
         """Size, accuracy and latency of every artifact of an export, measured the same way."""
         from ..bench.session import BenchRequest, run_benchmark_command
@@ -97,6 +99,8 @@ def register(app: typer.Typer) -> None:
             include_torch=not no_torch,
             parity_report=parity_report,
             report_dir=report,
+            verify_hash=not no_verify_hash,
+            trust_manifest=trust_manifest,
         )
         result, report_dir = run_benchmark_command(request, show_progress=True)
         _print_table(result)

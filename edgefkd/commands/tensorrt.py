@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
         implicit_int8: bool = typer.Option(False, "--implicit-int8", help="TensorRT 8.6 only: calibrate INT8 from the fp32 ONNX (entropy calibrator, cached)."),
         calib: Optional[str] = typer.Option(None, "--calib", help="Calibration faces for --implicit-int8 (folder, .bin, .npy or 'synthetic')."),
         device: int = typer.Option(0, "--device", help="CUDA device index."),
+        no_verify_hash: bool = typer.Option(False, "--no-verify-hash", help="Build from manifest ONNX files even if their sha256 differs."),
     ) -> None:
         """Build TensorRT engines on this machine and add them to the manifest.
 
@@ -30,12 +31,15 @@ def register(app: typer.Typer) -> None:
         on the target.
         """
         from ..exporters.tensorrt import TensorRTOptions, build_engine_command, export_tensorrt
+        from ..fileio import check_plain_path
         from ..manifest import Manifest
 
+        check_plain_path(export_dir, "export directory")
         precisions = [p.strip().lower() for p in precision.split(",") if p.strip()]
         options = TensorRTOptions(
             min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch, workspace_mib=workspace,
             timing_cache=timing_cache, dla_core=dla_core, implicit_int8=implicit_int8, calib_source=calib, device=device,
+            verify_hash=not no_verify_hash,
         )
         manifest = Manifest.read(export_dir)
         entries = export_tensorrt(export_dir, manifest, precisions, options)
@@ -46,6 +50,8 @@ def register(app: typer.Typer) -> None:
         for entry in entries:
             state = entry.extra.get("status")
             typer.echo(f"{entry.precision}: {entry.path} ({state})")
+        if no_verify_hash:
+            typer.echo("warning: source ONNX sha256 hashes were not checked (--no-verify-hash)")
         if deferred:
             typer.echo(f"TensorRT bundle: {export_dir / 'tensorrt'} ({deferred[0].extra.get('reason', '')})")
             typer.echo("run on the target: " + build_engine_command(export_dir, [e.precision for e in deferred], options))

@@ -37,6 +37,8 @@ def register(app: typer.Typer) -> None:
         max_teacher_drop: float = typer.Option(1.0, "--max-teacher-drop", help="Gate: teacher-space accuracy drop vs the teacher's own, pp."),
         report: Optional[Path] = typer.Option(None, "--report", help="Report folder (default: <export dir>/parity)."),
         ov_device: str = typer.Option("CPU", "--ov-device", help="OpenVINO device."),
+        no_verify_hash: bool = typer.Option(False, "--no-verify-hash", help="Use manifest artifacts even if their sha256 differs (the report says so)."),
+        trust_manifest: bool = typer.Option(False, "--trust-manifest", help="Let a manifest's file.py:factory / module:function arch import and run its code."),
     ) -> None:
         """Prove exported artifacts keep the reference's accuracy and the teacher's embedding space.
 
@@ -52,12 +54,14 @@ def register(app: typer.Typer) -> None:
 
         pair_set = load_pairs(pairs, images_root)
         resolved = resolve_targets(
-            targets, ReferenceOptions(str(reference) if reference else None, arch, input_size, mean, std, channel_order), ov_device
+            targets, ReferenceOptions(str(reference) if reference else None, arch, input_size, mean, std, channel_order), ov_device,
+            verify_hash=not no_verify_hash, trust_manifest=trust_manifest,
         )
         report_dir = report or resolved.default_report_dir
         check_report_dir(report_dir)
         teacher_model = (
-            teacher_source(teacher, teacher_arch, teacher_input_size, teacher_mean, teacher_std, teacher_channel_order, ov_device)
+            teacher_source(teacher, teacher_arch, teacher_input_size, teacher_mean, teacher_std, teacher_channel_order, ov_device,
+                           trust_manifest=trust_manifest)
             if teacher
             else None
         )
@@ -80,6 +84,8 @@ def register(app: typer.Typer) -> None:
             table.add_row(*row, style=style)
         out = Console(width=None if sys.stdout.isatty() else 200)
         out.print(table)
+        if no_verify_hash:
+            out.print("warning: artifact sha256 hashes were not checked (--no-verify-hash)")
         out.print(f"{'PASS' if result.passed else 'FAIL'}: report in {report_dir}")
         if not result.passed:
             raise typer.Exit(1)

@@ -58,6 +58,8 @@ class TensorRTOptions:
     calib_source: str | None = None
     calib_limit: int = 512
     device: int = 0
+    #: check each source ONNX against the manifest's sha256 before building from it
+    verify_hash: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
@@ -298,9 +300,7 @@ def plan_jobs(export_dir: Path, manifest: Manifest, precisions: Sequence[str], o
             errors.append(next(iter(skipped.values())))
         else:
             raise InputError(f"cannot build the {precision} engine: {errors[0]}")
-        path = export_dir / entry.path
-        if not path.is_file():
-            raise InputError(f"manifest lists {entry.path} but it is missing from {export_dir}")
+        path = Manifest.artifact_file(export_dir, entry, options.verify_hash)
         engine_rel = f"{BUNDLE_DIR}/{name}_{precision}.engine"
         jobs.append(EngineJob(precision, entry, _source_kind(entry), engine_rel, read_input_spec(path), plans, skipped))
     return jobs

@@ -5,8 +5,11 @@
 - State dicts nested under the usual wrapper keys are unwrapped; `module.`, `_orig_mod.`
   and `backbone.` prefixes are stripped (the variant matching the architecture best wins).
 - Strict by default: missing/unexpected keys and shape mismatches are listed in one line.
-- TorchScript files and `torch.export` programs (.pt2) load without --arch.
+- TorchScript files and `torch.export` programs (.pt2) load without --arch; a .pt2 is
+  checked and loaded so that nothing in it can run code (pt2_safety.py).
 - `--arch path/to/file.py:factory` or `package.module:factory` for a user's own network.
+  Such an arch imports and runs code, so one read from a manifest (a file someone else
+  may have written) is refused unless the user trusts it (`check_manifest_arch`).
 """
 
 from __future__ import annotations
@@ -131,6 +134,25 @@ def _is_torchscript(path: Path) -> bool:
     return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
 
 
+def is_code_arch(arch: str | None) -> bool:
+    """True for `file.py:factory` / `package.module:factory`: an arch that imports and runs code."""
+    return bool(arch) and ":" in str(arch) and not str(arch).startswith(":")
+
+
+def check_manifest_arch(arch: str | None, source: str | Path, trusted: bool) -> None:
+    """Refuse an arch read from a manifest that would import code, unless the user trusts it.
+
+    A registered name or a TorchScript/.pt2 program runs nothing of the manifest's choosing;
+    `file.py:factory` would import and call whatever the manifest's author wrote.
+    """
+    if is_code_arch(arch) and not trusted:
+        target = str(arch).rpartition(":")[0]
+        raise InputError(
+            f"{source} names the architecture {arch!r}, which would import and run {target}: refused; "
+            f"pass --arch {arch} (or --trust-manifest) if you trust that code"
+        )
+
+
 def _load_user_factory(spec: str) -> Callable[..., Any]:
     """`path/to/file.py:factory` or `package.module:factory` (the user's own code, run by choice)."""
     target, _, attr = spec.rpartition(":")
@@ -247,6 +269,8 @@ def load_student(
     import torch
 
     checkpoint = Path(checkpoint)
+    if checkpoint.is_dir():
+        raise InputError(f"checkpoint {checkpoint} is a folder; give the checkpoint file inside it")
     if not checkpoint.is_file():
         raise InputError(f"checkpoint not found: {checkpoint}")
     warnings: list[str] = []
@@ -254,10 +278,9 @@ def load_student(
     unexpected: list[str] = []
 
     if checkpoint.suffix == ".pt2":
-        try:
-            program = torch.export.load(str(checkpoint))
-        except Exception as exc:
-            raise CheckpointError(f"{checkpoint} is not a loadable torch.export program: {str(exc).splitlines()[0][:200]}") from None
+        from .pt2_safety import load_exported_program
+
+        program = load_exported_program(checkpoint)
         module = program.module()
         base = ARCFACE_CONTRACT
         # The exported program knows its input shape; take H and W from it.
@@ -278,7 +301,7 @@ def load_student(
     else:
         if arch is None:
             raise InputError(f"{checkpoint} is a weights checkpoint: pass --arch (see `edgefkd list-models`)")
-        if ":" in arch and not arch.startswith(":"):
+        if is_code_arch(arch):
             factory = _load_user_factory(arch)
             base = ARCFACE_CONTRACT
             if input_size is not None:

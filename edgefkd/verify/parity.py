@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..contract import PreprocessContract, override_contract
-from ..errors import BackendUnavailable, InputError
+from ..errors import BackendUnavailable, InputError, MissingArtifactError
 from ..imaging import fit_face
 from ..manifest import MANIFEST_NAME, Manifest
 from . import metrics
@@ -36,6 +36,8 @@ class ModelSource:
     open: Callable[[], Any] | None  # -> inactive Runner; None when skipped
     skip_reason: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: a listed artifact whose file is gone: a failure, unlike a backend absent by design
+    missing: bool = False
 
 
 @dataclass
@@ -118,22 +120,25 @@ def find_export_dir(artifact: Path) -> Path | None:
     return None
 
 
-def export_artifacts(export_dir: Path, manifest: Manifest, ov_device: str = "CPU") -> list[ModelSource]:
-    """Every artifact of an export's manifest; deferred or missing ones as skipped rows."""
+def export_artifacts(export_dir: Path, manifest: Manifest, ov_device: str = "CPU", verify_hash: bool = True) -> list[ModelSource]:
+    """Every artifact of an export's manifest: deferred ones as skipped rows, missing files as failures.
+
+    Paths are resolved inside the export folder and hashes checked (Manifest.artifact_file).
+    """
     sources = []
     for entry in manifest.artifacts:
-        path = export_dir / entry.path
         status = entry.extra.get("status")
-        reason = None
         if status not in (None, "ok", "built", "exported", "valid", "passed"):
             # The manifest's own "reason" (how to build it) stays in the manifest; the row says why not here.
             reason = f"manifest status {status!r}"
-        elif not path.is_file():
-            reason = f"file {entry.path} is missing"
-        if reason:
-            sources.append(ModelSource(entry.path, str(path), entry.format, entry.precision, None, reason))
-        else:
-            sources.append(_artifact_source(path, entry.format, entry.precision, ov_device=ov_device, label=entry.path))
+            sources.append(ModelSource(entry.path, str(export_dir / entry.path), entry.format, entry.precision, None, reason))
+            continue
+        try:
+            path = Manifest.artifact_file(export_dir, entry, verify_hash)
+        except MissingArtifactError as exc:
+            sources.append(ModelSource(entry.path, str(export_dir / entry.path), entry.format, entry.precision, None, str(exc), missing=True))
+            continue
+        sources.append(_artifact_source(path, entry.format, entry.precision, ov_device=ov_device, label=entry.path))
     return sources
 
 
@@ -152,15 +157,19 @@ def teacher_source(
     std: str | None = None,
     channel_order: str | None = None,
     ov_device: str = "CPU",
+    trust_manifest: bool = False,
 ) -> ModelSource:
     """The teacher: a checkpoint, an export directory (its checkpoint) or an ONNX/OpenVINO file."""
+    from ..models.loading import check_manifest_arch
     from ..runners import artifact_contract, artifact_format
 
     path = Path(spec)
     if path.is_dir():
         manifest = Manifest.read(path)
+        if arch is None:
+            check_manifest_arch(manifest.model.get("arch"), path / MANIFEST_NAME, trust_manifest)
         return _checkpoint_source(
-            "teacher", _manifest_checkpoint(path, manifest), manifest.model.get("arch"), manifest.preprocess,
+            "teacher", _manifest_checkpoint(path, manifest), arch or manifest.model.get("arch"), manifest.preprocess,
             input_size, mean, std, channel_order,
         )
     if not path.is_file():
@@ -378,6 +387,9 @@ def judge(
             "failures": [],
         }
         rows.append(row)
+        if art.source.missing:
+            row.update(status="missing", passed=False, failures=[art.source.skip_reason])
+            continue
         if art.embeddings is None:
             continue
         emb = art.embeddings
@@ -431,7 +443,7 @@ def judge(
         "reference": reference_block,
         "teacher": teacher_block,
         "artifacts": rows,
-        "passed": bool(verified) and all(r["passed"] for r in verified),
+        "passed": bool(verified) and all(r["passed"] for r in verified) and not any(r["status"] == "missing" for r in rows),
     }
     return ParityResult(report, curves)
 
@@ -457,10 +469,20 @@ class Targets:
     artifacts: list[ModelSource]
     #: where the report goes unless --report says otherwise
     default_report_dir: Path
+    #: False when --no-verify-hash let manifest artifacts through unchecked
+    hashes_verified: bool = True
 
 
-def resolve_targets(targets: Sequence[str | Path], ref: ReferenceOptions, ov_device: str = "CPU") -> Targets:
-    """Export directories and standalone artifacts -> the reference and the artifacts to verify."""
+def resolve_targets(
+    targets: Sequence[str | Path], ref: ReferenceOptions, ov_device: str = "CPU", verify_hash: bool = True,
+    trust_manifest: bool = False,
+) -> Targets:
+    """Export directories and standalone artifacts -> the reference and the artifacts to verify.
+
+    A manifest's own arch is used only when it runs no code, unless `trust_manifest`.
+    """
+    from ..models.loading import check_manifest_arch
+
     if not targets:
         raise InputError("give an export directory or at least one artifact")
     artifacts: list[ModelSource] = []
@@ -469,7 +491,7 @@ def resolve_targets(targets: Sequence[str | Path], ref: ReferenceOptions, ov_dev
     for target in map(Path, targets):
         if target.is_dir():
             manifest_dir: Path | None = target
-            artifacts += export_artifacts(target, Manifest.read(target), ov_device)
+            artifacts += export_artifacts(target, Manifest.read(target), ov_device, verify_hash)
         elif target.is_file():
             manifest_dir = find_export_dir(target)
             artifacts.append(standalone_artifact(target, ov_device))
@@ -483,6 +505,8 @@ def resolve_targets(targets: Sequence[str | Path], ref: ReferenceOptions, ov_dev
         raise InputError(f"{targets[0]} lists no artifacts to verify")
     manifest = Manifest.read(export_dirs[0]) if export_dirs else None
     contract = manifest.preprocess if manifest else None
+    if ref.arch is None and manifest is not None:
+        check_manifest_arch(manifest.model.get("arch"), export_dirs[0] / MANIFEST_NAME, trust_manifest)
     if ref.checkpoint is not None:
         arch = ref.arch or (manifest.model.get("arch") if manifest else None)
         reference = _checkpoint_source(
@@ -496,7 +520,7 @@ def resolve_targets(targets: Sequence[str | Path], ref: ReferenceOptions, ov_dev
     else:
         raise InputError("artifacts outside an export directory need --reference CHECKPOINT (with --arch and its preprocessing)")
     assert report_dir is not None
-    return Targets(reference, artifacts, report_dir)
+    return Targets(reference, artifacts, report_dir, hashes_verified=verify_hash)
 
 
 def run_parity(
@@ -514,4 +538,6 @@ def run_parity(
     for model in (reference, teacher_embedded):
         if model is not None and model.embeddings is None:
             raise BackendUnavailable(f"{model.source.label} could not run here: {model.source.skip_reason}")
-    return judge(pairs, reference, rest, teacher_embedded, options)
+    result = judge(pairs, reference, rest, teacher_embedded, options)
+    result.report["options"]["artifact_hashes_verified"] = targets.hashes_verified
+    return result

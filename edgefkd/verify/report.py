@@ -81,6 +81,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report["teacher"]:
         t = report["teacher"]
         lines.append(f"Teacher: `{t['path']}`, its own accuracy {_pct(t['verification']['accuracy'])} % (the teacher-space ceiling).")
+    if report["options"].get("artifact_hashes_verified") is False:
+        lines.append("Artifact sha256 hashes were NOT checked against the manifest (--no-verify-hash).")
     lines += ["", f"**Verdict: {'PASS' if report['passed'] else 'FAIL'}**", ""]
     header, rows = summary_rows(report)
     lines.append("| " + " | ".join(header) + " |")

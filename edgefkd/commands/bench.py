@@ -17,6 +17,11 @@ def _parse_batch_sizes(text: str) -> tuple[int, ...]:
         raise InputError(f"--batch-sizes must look like 1,8,32, got {text!r}") from None
     if not sizes:
         raise InputError(f"--batch-sizes must look like 1,8,32, got {text!r}")
+    if min(sizes) < 1:
+        raise InputError(f"--batch-sizes must be positive, got {text!r}")
+    from ..bench.host import check_batch_fits
+
+    check_batch_fits(max(sizes))
     return sizes
 
 

@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         teacher_channel_order: Optional[str] = typer.Option(None, "--teacher-channel-order", help="Teacher channel order."),
         flip: bool = typer.Option(False, "--flip", help="Flip test: embed each face plus its mirror image."),
         batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per inference batch."),
-        bootstrap: int = typer.Option(0, "--bootstrap", min=0, help="Paired bootstrap resamples for the accuracy difference (0: off)."),
+        bootstrap: int = typer.Option(0, "--bootstrap", min=0, max=100_000, help="Paired bootstrap resamples for the accuracy difference (0: off; at most 100000, beyond which the 95% interval no longer moves)."),
         min_cosine: float = typer.Option(0.99, "--min-cosine", help="Gate: 1st-percentile cosine to the reference."),
         max_acc_drop: float = typer.Option(0.5, "--max-acc-drop", help="Gate: accuracy drop vs the reference, percentage points."),
         max_teacher_drop: float = typer.Option(1.0, "--max-teacher-drop", help="Gate: teacher-space accuracy drop vs the teacher's own, pp."),
@@ -52,6 +52,9 @@ def register(app: typer.Typer) -> None:
         from ..verify.parity import Gates, ParityOptions, ReferenceOptions, resolve_targets, run_parity, teacher_source
         from ..verify.report import check_report_dir, summary_rows, write_report
 
+        from ..bench.host import check_batch_fits
+
+        check_batch_fits(batch_size)
         pair_set = load_pairs(pairs, images_root)
         resolved = resolve_targets(
             targets, ReferenceOptions(str(reference) if reference else None, arch, input_size, mean, std, channel_order), ov_device,

@@ -111,6 +111,14 @@ def _torch_export(module: Any, example: Any, path: Path, opset: int, exporter: s
         )
 
 
+def file_opset(path: str | Path) -> int | None:
+    """The default-domain opset an ONNX file actually declares (read back from the file)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
 def merge_metadata(model: Any, metadata: dict[str, str]) -> None:
     """Add/replace metadata_props of an in-memory ONNX model (sorted, one entry per key)."""
     merged = {p.key: p.value for p in model.metadata_props}
@@ -156,12 +164,16 @@ def export_onnx(
             try:
                 with _quiet_exporter():
                     _torch_export(module, example, tmp, opset, candidate)
+                written = file_opset(tmp)
+                if written != opset:  # the dynamo exporter falls back to its own opset silently
+                    errors.append(f"{candidate}: wrote opset {written}, not {opset}")
+                    continue
                 used = candidate
                 break
             except Exception as exc:  # try the other exporter, then report both
                 errors.append(f"{candidate}: {_first_line(exc)}")
         if used is None:
-            raise ExportError(f"ONNX export failed (an op ONNX cannot express?): {' | '.join(errors)}")
+            raise ExportError(f"neither ONNX exporter could write this model at opset {opset}: {' | '.join(errors)}")
         if used != exporter:
             notes.append(f"the {exporter} exporter failed ({errors[0]}); used the {used} exporter")
 

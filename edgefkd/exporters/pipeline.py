@@ -19,6 +19,7 @@ from ..contract import INPUT_UINT8_NHWC, PreprocessContract
 from ..errors import InputError, ValidationError
 from ..fileio import staged_directory
 from ..manifest import FORMATS, PRECISIONS, ArtifactEntry, Manifest
+from .preflight import check_export_options, export_inputs, validation_notes
 from ..runners.base import Runner
 
 #: The INT8 artifacts are checked on faces the calibration never saw: at most this many.
@@ -107,6 +108,7 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda msg: Non
     precisions = _parse_list(opts.precisions, PRECISIONS, "precision")
     if opts.exporter not in ("dynamo", "legacy"):
         raise InputError(f"unknown exporter {opts.exporter!r}; choose dynamo or legacy")
+    check_export_options(opts)
 
     student = load_student(
         opts.checkpoint, opts.arch, strict=opts.strict, input_size=opts.input_size, mean=opts.mean,
@@ -117,6 +119,9 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda msg: Non
     log(f"loaded {student.arch} from {opts.checkpoint}: {student.params / 1e6:.2f} M params, {student.embedding_size}-d, {student.contract.describe()}")
 
     faces, face_source = _validation_faces(opts, student.contract)
+    notes += validation_notes(len(faces), face_source, opts.validate)
+    if not opts.validate:
+        face_source = "nothing: NOT validated (--no-validate)"
     reference = TorchRunner(student.module, student.contract).activate()
     reference_emb = embed_in_batches(reference, reference.contract.prepare(faces), 8)
 
@@ -136,6 +141,7 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda msg: Non
 
     def validate(entry: ArtifactEntry, runner: Runner, calibration_faces: np.ndarray | None = None) -> None:
         if not opts.validate:
+            entry.extra["validated"] = False
             return
         with runner:
             if calibration_faces is None:
@@ -153,7 +159,7 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda msg: Non
         if problem:
             failures.append(problem)
 
-    with staged_directory(out_dir, force=opts.force) as stage:
+    with staged_directory(out_dir, force=opts.force, inputs=export_inputs(opts)) as stage:
         from ..runners import open_runner
 
         def add(path: Path, fmt: str, precision: str, calibration_faces: np.ndarray | None = None, **extra: Any) -> ArtifactEntry:
@@ -173,9 +179,9 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda msg: Non
             simplify=opts.simplify, exporter=opts.exporter, metadata=meta32,
         )
         notes += result.warnings
-        log(f"ONNX ({result.exporter} exporter, opset {opts.opset}): {result.nodes_before} -> {result.nodes_after} nodes after onnxsim"
+        log(f"ONNX ({result.exporter} exporter, opset {result.opset}): {result.nodes_before} -> {result.nodes_after} nodes after onnxsim"
             f"{'' if result.simplified else ' (not simplified)'} in {time.perf_counter() - t0:.1f}s")
-        onnx_info = {"exporter": result.exporter, "opset": opts.opset, "nodes_before_simplify": result.nodes_before,
+        onnx_info = {"exporter": result.exporter, "opset": result.opset, "nodes_before_simplify": result.nodes_before,
                      "nodes": result.nodes_after, "simplified": result.simplified}
         if "onnx" in formats and "fp32" in precisions:
             add(fp32_onnx, "onnx", "fp32", onnx=onnx_info)

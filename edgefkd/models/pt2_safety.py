@@ -37,7 +37,9 @@ _ALLOWED_FILES = re.compile(
     r"|models/[\w.-]+\.json|data/weights/[\w.-]+|data/constants/[\w.-]+"
     r"|data/sample_inputs/[\w.-]+\.pt|extra/[\w./-]+)$"
 )
-_OP_TARGET = re.compile(r"^torch\.ops\.(aten|prims|quantized_decomposed)\.[a-z_][a-z0-9_]*\.[a-z_][a-zA-Z0-9_]*$")
+_OP_TARGET = re.compile(
+    r"^torch\.ops\.(aten|prims|quantized_decomposed)\.(?!__)[A-Za-z_][A-Za-z0-9_]*\.(?!__)[A-Za-z_][A-Za-z0-9_]*$"
+)
 _HELPER_TARGETS = {f"_operator.{n}" for n in (
     "getitem", "add", "sub", "mul", "floordiv", "truediv", "mod", "pow", "neg", "pos", "abs",
     "eq", "ne", "lt", "le", "gt", "ge", "and_", "or_", "not_",
@@ -154,9 +156,35 @@ def load_exported_program(path: Path) -> Any:
     export_log.setLevel(logging.ERROR)
     try:
         with _weights_only_loads():
-            return torch.export.load(str(path))
+            program = torch.export.load(str(path))
     except Exception as exc:
         text = " ".join(str(exc).split())
-        raise CheckpointError(f"{path} cannot be loaded as a torch.export program without running code from it: {text[:240]}") from exc
+        if "Weights only load failed" in text or "weights_only" in text:
+            found = re.search(r"GLOBAL ([\w.]+)", text)
+            named = f" (it names {found.group(1)})" if found else ""
+            raise CheckpointError(
+                f"{path} holds pickled Python objects that would run code when loaded{named}: refused"
+            ) from exc
+        raise CheckpointError(f"{path} is not a loadable torch.export program: {text[:200]}") from exc
     finally:
         export_log.setLevel(level)
+    _check_loaded_graph(path, program)
+    return program
+
+
+def _check_loaded_graph(path: Path, program: Any) -> None:
+    """Second look, after loading and before anything runs: every call is a torch operator."""
+    import math
+    import operator
+
+    import torch
+
+    modules = {"_operator": operator, "math": math}
+    helpers = {getattr(modules[t.split(".")[0]], t.split(".")[1]) for t in _HELPER_TARGETS}
+    for node in program.graph.nodes:
+        if node.op != "call_function":
+            continue
+        target = node.target
+        if isinstance(target, torch._ops.OpOverload) or target in helpers:
+            continue
+        raise _refuse(path, f"a graph node calls {getattr(target, '__name__', target)!r}, which is not a tensor operator")

@@ -94,6 +94,33 @@ def _check_destination(target: Path, force: bool) -> None:
         raise InputError(f"output directory {target} is not empty; pass --force to overwrite it")
 
 
+def check_writable_location(path: str | os.PathLike[str], what: str) -> None:
+    """Refuse, before any work, a folder that cannot be created where it is asked for.
+
+    The nearest existing ancestor must be a folder this process may write in: a parent
+    that is a file, or a read-only file system, fails here instead of after the work.
+    """
+    from .errors import InputError
+
+    target = Path(os.path.abspath(path))
+    ancestor = target if target.exists() else target.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(f"{what} {path} cannot be created: {ancestor} is a file, not a folder")
+    probe = ancestor if ancestor != target else target.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        reason = "read-only file system" if _read_only_fs(probe) else "permission denied"
+        raise InputError(f"{what} {path} cannot be written: {probe} is not writable ({reason})")
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def check_output_apart(target: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str] | None]) -> None:
     """Refuse an output folder that is, holds or lies inside an input, or holds the working folder.
 
@@ -263,6 +290,7 @@ def check_replaceable_dir(directory: str | os.PathLike[str], report_files: tuple
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise InputError(f"report path {directory} exists and is not a directory")
+    check_writable_location(directory, "report folder")
     if directory.is_dir():
         foreign = sorted(p.name for p in directory.iterdir() if p.name not in report_files)
         if foreign:

@@ -146,6 +146,10 @@ def targets_from_manifest(
         if ckpt_text and not ckpt.is_absolute() and not ckpt.exists() and (root / ckpt).exists():
             ckpt = root / ckpt
         reason = None if ckpt_text and ckpt.is_file() else f"reference checkpoint {ckpt_text or '?'} not found"
+        if reason is None and ckpt.suffix == ".pt2":
+            from ..models.pt2_safety import check_pt2_archive
+
+            check_pt2_archive(ckpt)  # here, not in the worker: a refused file is an error, not a skipped row
         targets.append(
             BenchTarget(
                 label="pytorch-eager",

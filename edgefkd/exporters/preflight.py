@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import InputError
-from ..fileio import check_output_apart, check_plain_path
+from ..fileio import check_output_apart, check_plain_path, check_writable_location
 
 #: The oldest opset the legacy exporter writes for these networks; ONNX Runtime and
 #: TensorRT read nothing older anyway.
@@ -57,6 +57,7 @@ def check_export_options(opts: Any) -> None:
             check_plain_path(value, what)
     if opts.out is not None:
         check_output_apart(opts.out, export_inputs(opts))
+        check_writable_location(opts.out, "output folder")
 
 
 def export_inputs(opts: Any) -> list[Path | None]:

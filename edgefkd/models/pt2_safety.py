@@ -120,11 +120,14 @@ def check_pt2_archive(path: Path) -> None:
 
 
 def _check_member(path: Path, rel: str, content: Any) -> None:
-    if rel.startswith("data/constants/") and isinstance(content, dict):
+    if rel.startswith("data/") and isinstance(content, dict):
         for fqn, meta in (content.get("config") or {}).items():
-            name = str((meta or {}).get("path_name", ""))
-            if not name.startswith("tensor_"):
+            meta = meta if isinstance(meta, dict) else {}
+            name = str(meta.get("path_name", ""))
+            if rel.startswith("data/constants/") and not name.startswith("tensor_"):
                 raise _refuse(path, f"constant {fqn!r} is a pickled object, not a tensor")
+            if meta.get("use_pickle"):
+                raise _refuse(path, f"{fqn!r} is stored as a pickle, which can run code")
     _check_json(path, content)
 
 

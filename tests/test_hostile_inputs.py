@@ -443,3 +443,90 @@ def test_full_file_system_during_export(world: World, tmp_path: Path, tmpfs: Cal
     before = snapshot(tmp_path)
     done = run_cli(_export_args(world, "--out", str(full / "out"), "--no-validate"), tmp_path)
     check_outcome(done, 2, "no space left", tmp_path, before)
+
+
+# -- races, signals, missing and unusable artifacts ------------------------------------------
+
+
+def _staging_folders(parent: Path) -> list[Path]:
+    return [p for p in parent.iterdir() if p.name.startswith(".") and (p.name.endswith(".staging") or ".lock" in p.name)]
+
+
+def test_concurrent_exports_to_one_folder(world: World, tmp_path: Path) -> None:
+    """Two exports to the same --out: one writes it, the other says so in one line and writes nothing."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = [sys.executable, "-m", "edgefkd.cli", *_export_args(world, "--out", "out", "--no-validate")]
+    runs = [subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(r.wait(timeout=600), r.communicate()[1]) for r in runs]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    loser = next(err for code, err in results if code == 2)
+    assert len([line for line in loser.splitlines() if line.startswith("error:")]) == 1, loser
+    from edgefkd.manifest import Manifest
+
+    manifest = Manifest.read(tmp_path / "out")
+    for entry in manifest.artifacts:  # the winner's export, whole and matching its hashes
+        Manifest.artifact_file(tmp_path / "out", entry, verify_hash=True)
+    assert _staging_folders(tmp_path) == []
+
+
+def _start_export_and_wait_for_stage(world: World, folder: Path) -> subprocess.Popen[str]:
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = [sys.executable, "-m", "edgefkd.cli", *_export_args(world, "--out", "out")]
+    run = subprocess.Popen(args, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not [p for p in folder.iterdir() if p.name.endswith(".staging")]:
+        assert run.poll() is None, "the export ended before it staged anything"
+        assert time.monotonic() < deadline, "no staging folder appeared"
+        time.sleep(0.2)
+    return run
+
+
+def test_sigterm_cleans_up_and_a_killed_run_is_cleaned_next_time(world: World, tmp_path: Path) -> None:
+    import signal
+
+    from edgefkd.fileio import clean_stale_stages
+
+    terminated = _start_export_and_wait_for_stage(world, tmp_path)
+    terminated.send_signal(signal.SIGTERM)
+    assert terminated.wait(timeout=120) == 130, terminated.communicate()[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+    killed = _start_export_and_wait_for_stage(world, tmp_path)
+    killed.kill()
+    killed.wait(timeout=60)
+    left = [p for p in tmp_path.iterdir() if p.name.endswith(".staging")]
+    assert left, "SIGKILL cannot clean up: a staging folder is expected here"
+    assert clean_stale_stages(tmp_path / "out") == left  # what the next run to this --out does first
+    assert list(tmp_path.iterdir()) == []
+
+
+def _few_pairs(world: World, folder: Path, count: int = 20) -> list[str]:
+    lines = world.pairs.read_text().splitlines()
+    (folder / "pairs.csv").write_text("\n".join(lines[: count + 1]) + "\n")
+    return ["--pairs", str(folder / "pairs.csv"), "--images-root", str(world.pairs.parent)]
+
+
+def test_verify_parity_fails_when_a_listed_artifact_is_missing(world: World, tmp_path: Path) -> None:
+    export = copy_export(world, tmp_path)
+    edit_manifest(export, lambda m: m["artifacts"].append({**m["artifacts"][0], "path": "onnx/model_gone.onnx"}))
+    done = run_cli(["verify-parity", str(export), *_few_pairs(world, tmp_path)], tmp_path)
+    assert done.returncode == 1, done.stderr[-2000:]
+    report = json.loads((export / "parity" / "report.json").read_text())
+    rows = {row["label"]: row for row in report["artifacts"]}
+    assert rows["onnx/model_gone.onnx"]["status"] == "missing" and rows["onnx/model_gone.onnx"]["passed"] is False
+    assert rows["onnx/model_fp32.onnx"]["passed"] is True
+    assert report["passed"] is False
+
+
+def test_benchmark_that_measures_nothing_is_an_error_and_keeps_the_earlier_report(world: World, tmp_path: Path) -> None:
+    export = copy_export(world, tmp_path)
+    garbage = b"this is not an ONNX model\n" * 64
+    (export / "onnx" / "model_fp32.onnx").write_bytes(garbage)  # with a matching hash: only the backend can refuse it
+    edit_manifest(export, lambda m: m["artifacts"][0].update(sha256=hashlib.sha256(garbage).hexdigest(), bytes=len(garbage)))
+    (export / "benchmark").mkdir()
+    (export / "benchmark" / "benchmark.json").write_text('{"earlier": "good report"}\n')
+    before = snapshot(tmp_path)
+    done = run_cli(["benchmark-latency", str(export), "--no-torch", "--iters", "1", "--batch-sizes", "1"], tmp_path)
+    check_outcome(done, 3, "nothing could be measured", tmp_path, before)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
 import zipfile
 from dataclasses import dataclass, field
@@ -108,22 +109,38 @@ def read_state_dict(checkpoint: Path) -> Any:
 
     import torch
 
+    if not zipfile.is_zipfile(checkpoint):
+        with open(checkpoint, "rb") as fh:
+            head = fh.read(2)
+        if not head.startswith(b"\x80"):  # torch.save writes a zip; pre-1.6 files are pickles
+            raise CheckpointError(
+                f"{checkpoint} is not a PyTorch checkpoint: it is neither a torch.save zip archive nor a pickle"
+            )
     try:
         return torch.load(checkpoint, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "Weights only load failed" in str(exc) or "weights_only" in str(exc):
-            # Find the offending global name to make the message useful.
-            detail = next(
-                (ln.strip() for ln in str(exc).splitlines() if "Unsupported global" in ln or "GLOBAL" in ln), first
-            )
+        text = " ".join(str(exc).split())
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found:
             raise CheckpointError(
-                f"{checkpoint} needs arbitrary code execution to unpickle, refused (weights_only=True): {detail[:200]}"
-            ) from None
-        raise CheckpointError(f"{checkpoint} is not a readable PyTorch checkpoint: {first[:200]}") from None
+                f"{checkpoint} needs arbitrary code execution to unpickle ({found.group(1)}), refused: "
+                "edgefkd loads only tensors and plain containers (weights_only=True)"
+            ) from exc
+        raise CheckpointError(f"{checkpoint} is not a readable PyTorch checkpoint: {torch_message(exc)}") from exc
     except Exception as exc:  # the unpickler raises anything (IndexError, KeyError...) on garbage
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{checkpoint} is not a readable PyTorch checkpoint: {msg[:200]}") from None
+        raise CheckpointError(f"{checkpoint} is not a readable PyTorch checkpoint: {torch_message(exc)}") from exc
+
+
+def torch_message(exc: BaseException, limit: int = 200) -> str:
+    """torch's error text on one line, without its boilerplate, cut at a word boundary."""
+    text = " ".join(str(exc).split())
+    text = re.sub(r"\s*\(Could this error message be improved\?.*$", "", text)
+    text = re.sub(r"^Weights only load failed\.\s*", "", text)
+    if not text:
+        return type(exc).__name__
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0] + " ..."
+    return text
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -295,7 +312,7 @@ def load_student(
         try:
             module = torch.jit.load(str(checkpoint), map_location="cpu")
         except Exception as exc:
-            raise CheckpointError(f"{checkpoint} is not a loadable TorchScript file: {str(exc).splitlines()[0][:200]}") from None
+            raise CheckpointError(f"{checkpoint} is a damaged or incomplete TorchScript archive: {torch_message(exc)}") from exc
         base = ARCFACE_CONTRACT
         arch_name = arch or "torchscript"
     else:

@@ -249,6 +249,13 @@ def _code_arch(command: str, arch: str) -> Callable[[World, Path], list[str]]:
     return build
 
 
+def _code_arch_teacher(w: World, c: Path) -> list[str]:
+    """A teacher given as someone else's export folder whose manifest names code."""
+    evil_module(c)
+    teacher = copy_export(w, c, arch="evilarch:factory")
+    return ["verify-parity", str(w.export_dir), *_pairs(w), "--teacher", str(teacher), "--report", str(c / "rep")]
+
+
 def _outside(command: str, how: str) -> Callable[[World, Path], list[str]]:
     def build(w: World, c: Path) -> list[str]:
         onnx, digest = foreign_onnx(w, c)
@@ -324,9 +331,7 @@ CASES = [
     Hostile("pickle-checkpoint", _evil_checkpoint, "code execution"),
     Hostile("manifest-arch-file-verify", _code_arch("verify-parity", "{case}/evilarch.py:factory"), "would import and run"),
     Hostile("manifest-arch-module-bench", _code_arch("benchmark-latency", "evilarch:factory"), "would import and run"),
-    Hostile("manifest-arch-module-teacher", lambda w, c: (evil_module(c), copy_export(w, c, arch="evilarch:factory"))
-            and ["verify-parity", str(w.export_dir), *_pairs(w), "--teacher", str(c / "export"),
-                 "--report", str(c / "rep")], "would import and run"),  # fmt: skip
+    Hostile("manifest-arch-module-teacher", _code_arch_teacher, "would import and run"),
     Hostile("dotdot-path-verify", _outside("verify-parity", "dotdot"), "not a plain path"),
     Hostile("absolute-path-bench", _outside("benchmark-latency", "absolute"), "not a plain path"),
     Hostile("symlink-out-build-engine", _outside("build-engine", "symlink"), "leads out"),

@@ -35,7 +35,16 @@ class CheckpointError(InputError):
     """A checkpoint that cannot be read safely or does not fit the architecture."""
 
 
-class ExportError(EdgeFKDError):
+class BackendError(EdgeFKDError):
+    """A library (ONNX Runtime, OpenVINO, TensorRT, torch) failed on input edgefkd accepted.
+
+    Raised `from` the library's exception so `--debug` can show it.
+    """
+
+    exit_code: int = 3
+
+
+class ExportError(BackendError):
     """An export step (ONNX, OpenVINO, TensorRT) that failed."""
 
 
@@ -47,10 +56,11 @@ class BackendUnavailable(EdgeFKDError):
     """An optional backend (TensorRT, a GPU, an OpenVINO device) that is not present."""
 
 
-class BackendError(EdgeFKDError):
-    """A library (ONNX Runtime, OpenVINO, TensorRT, torch) failed on input edgefkd accepted.
+def library_message(exc: BaseException, limit: int = 200) -> str:
+    """A library's error text on one line, without C++ source locations, cut at a word."""
+    import re
 
-    Raised `from` the library's exception so `--debug` can show it.
-    """
-
-    exit_code: int = 3
+    text = " ".join(str(exc).split())
+    text = re.sub(r"(Exception from )?\S+\.(cpp|cc|h|hpp):\d+:?\s*", "", text)
+    text = text.strip(" :") or type(exc).__name__
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."

@@ -201,7 +201,7 @@ def export_onnx(
         try:
             onnx.checker.check_model(model, full_check=True)
         except Exception as exc:
-            raise ExportError(f"onnx.checker rejected the exported graph: {_first_line(exc)}") from None
+            raise ExportError(f"onnx.checker rejected the exported graph: {_first_line(exc)}") from exc
         onnx.save(model, str(tmp))
     return OnnxExportResult(out_path, used, opset, nodes_before, len(model.graph.node), simplified, notes)
 
@@ -217,7 +217,7 @@ def convert_onnx_fp16(src: str | Path, dst: str | Path, metadata: dict[str, str]
         with _quiet_exporter():
             half = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
     except Exception as exc:
-        raise ExportError(f"FP16 conversion of {src} failed: {_first_line(exc)}") from None
+        raise ExportError(f"FP16 conversion of {src} failed: {_first_line(exc)}") from exc
     half.ir_version = min(half.ir_version, MAX_IR_VERSION)
     merge_metadata(half, metadata or {})
     with atomic_path(dst) as tmp:

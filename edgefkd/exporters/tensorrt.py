@@ -212,7 +212,7 @@ def read_input_spec(onnx_path: str | Path) -> InputSpec:
     try:
         model = onnx.load(str(onnx_path), load_external_data=False)
     except Exception as exc:  # onnx raises several kinds for a bad file
-        raise InputError(f"{onnx_path} is not a readable ONNX model: {exc}") from None
+        raise InputError(f"{onnx_path} is not a readable ONNX model: {exc}") from exc
     initializers = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     if len(inputs) != 1:

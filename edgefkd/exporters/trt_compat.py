@@ -173,7 +173,7 @@ def check_onnx(onnx_path: str | Path, batch_range: tuple[int, int, int] | None =
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError/ValueError/... for non-ONNX input
-        raise InputError(f"{path} is not a readable ONNX model: {exc}") from None
+        raise InputError(f"{path} is not a readable ONNX model: {exc}") from exc
     g = _Graph(model)
     opset = next((o.version for o in model.opset_import if o.domain in _STANDARD_DOMAINS), 0)
     initializer_names = {t.name for t in model.graph.initializer}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 from ..contract import METADATA_PREFIX, PreprocessContract
-from ..errors import InputError
+from ..errors import InputError, library_message
 from .base import Runner
 
 ONNX_SUFFIXES = (".onnx",)
@@ -44,7 +44,7 @@ def read_artifact_metadata(path: str | Path) -> dict[str, str]:
         try:
             model = onnx.load(str(path), load_external_data=False)
         except Exception as exc:
-            raise InputError(f"{path} is not a readable ONNX model: {str(exc).splitlines()[0][:200]}") from None
+            raise InputError(f"{path} is not a readable ONNX model: {library_message(exc)}") from exc
         return {p.key: p.value for p in model.metadata_props if p.key.startswith(METADATA_PREFIX)}
     if fmt == "openvino":
         import openvino as ov
@@ -52,7 +52,7 @@ def read_artifact_metadata(path: str | Path) -> dict[str, str]:
         try:
             model = ov.Core().read_model(str(path))
         except Exception as exc:
-            raise InputError(f"{path} is not a readable OpenVINO IR: {str(exc).splitlines()[0][:200]}") from None
+            raise InputError(f"{path} is not a readable OpenVINO IR: {library_message(exc)}") from exc
         from ..exporters.openvino import get_rt_metadata
 
         return get_rt_metadata(model)
@@ -62,7 +62,7 @@ def read_artifact_metadata(path: str | Path) -> dict[str, str]:
     try:
         data = json.loads(sidecar.read_text())
     except json.JSONDecodeError as exc:
-        raise InputError(f"{sidecar} is not valid JSON: {exc}") from None
+        raise InputError(f"{sidecar} is not valid JSON: {exc}") from exc
     return {METADATA_PREFIX + k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
 
 

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..contract import PreprocessContract
-from ..errors import InputError
+from ..errors import InputError, library_message
 from .base import Runner
 
 
@@ -45,7 +45,7 @@ class OnnxRuntimeRunner(Runner):
         try:
             self.session = ort.InferenceSession(str(self.path), opts, providers=self.providers)
         except Exception as exc:
-            raise InputError(f"ONNX Runtime cannot load {self.path}: {str(exc).splitlines()[0][:240]}") from None
+            raise InputError(f"ONNX Runtime cannot load {self.path}: {library_message(exc)}") from exc
         self.input_name = self.session.get_inputs()[0].name
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:

@@ -44,8 +44,9 @@ class BackendError(EdgeFKDError):
     exit_code: int = 3
 
 
-class ExportError(BackendError):
-    """An export step (ONNX, OpenVINO, TensorRT) that failed."""
+class ExportError(EdgeFKDError):
+    """An export step (ONNX, OpenVINO, TensorRT) that failed on this model: exit 2 like bad
+    input, since what cannot be exported (an op ONNX cannot express) is the model's doing."""
 
 
 class ValidationError(EdgeFKDError):

@@ -67,7 +67,18 @@ def resolve_targets(request: BenchRequest) -> tuple[list[BenchTarget], Path | No
 
 
 def run_benchmark_command(request: BenchRequest, show_progress: bool = False) -> tuple[BenchResult, Path]:
-    """Measure, merge the parity report when there is one, and write the report folder."""
+    """Measure, merge the parity report when there is one, and write the report folder.
+
+    A run that measured nothing raises BackendError and leaves an earlier report as it was.
+    """
+    result, report_dir = measure_request(request, show_progress)
+    check_something_measured(result)
+    write_report(result, report_dir)
+    return result, report_dir
+
+
+def measure_request(request: BenchRequest, show_progress: bool = False) -> tuple[BenchResult, Path]:
+    """Every row of the request (measured, skipped or failed) and where its report goes."""
     targets, export_dir = resolve_targets(request)
     targets += request.extra_targets
     base_dir = export_dir if export_dir is not None else Path(request.sources[0]).resolve().parent
@@ -110,8 +121,6 @@ def run_benchmark_command(request: BenchRequest, show_progress: bool = False) ->
             result.warnings.append(f"no artifact of {parity_path} matched a benchmarked artifact")
     if not request.verify_hash and export_dir is not None:
         result.warnings.append("artifact sha256 hashes were not checked against the manifest (--no-verify-hash)")
-    check_something_measured(result)
-    write_report(result, report_dir)
     return result, report_dir
 
 

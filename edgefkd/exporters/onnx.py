@@ -173,7 +173,7 @@ def export_onnx(
             except Exception as exc:  # try the other exporter, then report both
                 errors.append(f"{candidate}: {_first_line(exc)}")
         if used is None:
-            raise ExportError(f"neither ONNX exporter could write this model at opset {opset}: {' | '.join(errors)}")
+            raise ExportError(f"ONNX export failed at opset {opset} with both exporters: {' | '.join(errors)}")
         if used != exporter:
             notes.append(f"the {exporter} exporter failed ({errors[0]}); used the {used} exporter")
 

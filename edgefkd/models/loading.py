@@ -114,7 +114,7 @@ def read_state_dict(checkpoint: Path) -> Any:
             head = fh.read(2)
         if not head.startswith(b"\x80"):  # torch.save writes a zip; pre-1.6 files are pickles
             raise CheckpointError(
-                f"{checkpoint} is not a PyTorch checkpoint: it is neither a torch.save zip archive nor a pickle"
+                f"{checkpoint} is not a readable PyTorch checkpoint: it is neither a torch.save zip archive nor a pickle"
             )
     try:
         return torch.load(checkpoint, weights_only=True, map_location="cpu")

@@ -14,12 +14,13 @@ import typer
 from .commands import bench as _bench
 from .commands import calib as _calib
 from .commands import export as _export
+from .commands import formats as _formats
 from .commands import tensorrt as _tensorrt
 from .commands import verify as _verify
 
 app = typer.Typer(
     name="edgefkd",
-    help="Export distilled face-recognition students to ONNX / OpenVINO / TensorRT and prove parity.",
+    help="Export distilled face-recognition students to edge formats (see list-formats) and prove parity.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 
 _export.register(app)
+_formats.register(app)
 _verify.register(app)
 _calib.register(app)
 _tensorrt.register(app)
@@ -62,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: every failure becomes one `error:` line on stderr and an exit code.
 
     2: bad input (EdgeFKDError, a usage error, a file or folder the OS refuses);
-    3: a backend failed (BackendError, or any other exception a library raised);
-    1: verify-parity's failed gate (commands raise typer.Exit themselves); 130: interrupted.
+    4: a backend failed (BackendError, or any other exception a library raised);
+    1 / 3: verify-parity's fail / inconclusive verdict (commands raise typer.Exit); 130: interrupted.
     `--debug` (before the command) prints the chain of causes first.
     """
     try:  # typer vendors its own click since 0.2x; its exceptions are not click's

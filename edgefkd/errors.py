@@ -1,9 +1,9 @@
 """One exception family. The CLI catches EdgeFKDError and prints one `error:` line.
 
 Exit codes: 2 for bad input (a file, option or folder that cannot be used as given),
-3 for a backend that failed on valid input (BackendError: ONNX Runtime, OpenVINO,
-TensorRT, torch raised something of their own), 1 for a verify-parity gate that failed,
-130 for Ctrl-C / SIGTERM. `edgefkd --debug ...` prints the whole chain of causes.
+4 for a backend that failed on valid input (BackendError: ONNX Runtime, OpenVINO,
+TensorRT, torch raised something of their own), 1 and 3 for verify-parity's failed and
+inconclusive verdicts, 130 for Ctrl-C / SIGTERM. `edgefkd --debug ...` prints the whole chain of causes.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class BackendError(EdgeFKDError):
     Raised `from` the library's exception so `--debug` can show it.
     """
 
-    exit_code: int = 3
+    exit_code: int = 4
 
 
 class ExportError(EdgeFKDError):

@@ -4,7 +4,7 @@ Schema (stable; other commands read it):
 {"edgefkd_version",
  "model": {"name", "arch", "checkpoint", "checkpoint_sha256", "embedding_size", "params"},
  "preprocess": {"input_size": [H, W], "mean": [...], "std": [...], "channel_order", "input_format"},
- "artifacts": [{"path" (relative to DIR), "format": "onnx|openvino|tensorrt",
+ "artifacts": [{"path" (relative to DIR), "format": a name from the table in edgefkd/formats,
                 "precision": "fp32|fp16|int8", "sha256", "bytes",
                 "parity": {"cosine_min", "cosine_mean", "max_abs", "samples"} | null,
                 ... optional extra keys (e.g. "status", "quantization", "build")}]}
@@ -23,7 +23,6 @@ from .errors import InputError, IntegrityError, MissingArtifactError
 from .fileio import atomic_write_json, check_plain_path, sha256_file
 
 MANIFEST_NAME = "manifest.json"
-FORMATS = ("onnx", "openvino", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -64,17 +63,25 @@ class ArtifactEntry:
 
     @classmethod
     def for_file(cls, root: Path, path: Path, fmt: str, precision: str, **extra: Any) -> "ArtifactEntry":
-        """Entry for a written file; for OpenVINO the size counts .xml + .bin."""
-        size = path.stat().st_size
-        if fmt == "openvino" and path.with_suffix(".bin").exists():
-            size += path.with_suffix(".bin").stat().st_size
+        """Entry for a written artifact (a file, or a directory such as a Core ML package);
+        the size counts the format's companion files too (OpenVINO and NCNN weights)."""
+        from .fileio import artifact_digest
+
+        digest, size = artifact_digest(path)
+        if fmt == "openvino" and path.with_suffix(".bin").is_file():
             # The .xml's hash says nothing about the weights: record theirs too.
             extra = {"weights_sha256": sha256_file(path.with_suffix(".bin")), **extra}
+        try:
+            from .formats import format_for_path
+
+            size += sum(p.stat().st_size for p in format_for_path(path).companions(path) if p.is_file())
+        except InputError:
+            pass
         return cls(
             path=str(path.relative_to(root)),
             format=fmt,
             precision=precision,
-            sha256=sha256_file(path),
+            sha256=digest,
             bytes=size,
             extra=dict(extra),
         )
@@ -126,41 +133,46 @@ class Manifest:
         return cls.from_dict(data)
 
     @staticmethod
-    def artifact_file(export_dir: str | Path, entry: ArtifactEntry, verify_hash: bool = True) -> Path:
-        """The file of `entry`, resolved inside `export_dir` and (by default) checked against its sha256.
+    def contained_path(export_dir: str | Path, entry: ArtifactEntry) -> Path:
+        """Where `entry` is, refused (IntegrityError) unless inside `export_dir`.
 
-        A manifest is untrusted input: an absolute path, a `..` or a symlink leading out of
-        the export folder is refused (IntegrityError), as is a file whose sha256 differs
-        from the recorded one (OpenVINO: the .bin's too). A missing file raises
-        MissingArtifactError.
+        A manifest is untrusted input: an absolute path, a `..`, a control character or a
+        symlink leading out of the export folder is refused.
         """
         root = Path(export_dir).resolve()
+        if not isinstance(entry.path, str) or not entry.path:
+            raise IntegrityError(f"manifest artifact path {entry.path!r} is not a path: refused")
         check_plain_path(entry.path, "artifact path")
         relative = Path(entry.path)
-        if relative.is_absolute() or entry.path.startswith(("/", "\\")) or ".." in relative.parts or not entry.path:
+        if relative.is_absolute() or entry.path.startswith(("/", "\\")) or ".." in relative.parts:
             raise IntegrityError(f"manifest artifact path {entry.path!r} is not a plain path inside {export_dir}: refused")
         path = (root / relative).resolve()
         if not path.is_relative_to(root):
             raise IntegrityError(f"manifest artifact {entry.path!r} leads out of {export_dir} (a symlink): refused")
-        if not path.is_file():
+        return path
+
+    @staticmethod
+    def artifact_file(export_dir: str | Path, entry: ArtifactEntry, verify_hash: bool = True) -> Path:
+        """The artifact of `entry` (a file or a package folder), inside `export_dir` and, by
+        default, checked against its recorded sha256; MissingArtifactError when it is gone."""
+        from .fileio import artifact_digest
+
+        path = Manifest.contained_path(export_dir, entry)
+        if not path.exists():
             raise MissingArtifactError(f"{entry.path} is listed in {Path(export_dir) / MANIFEST_NAME} but the file is missing")
         if verify_hash:
-            checks = [(path, entry.sha256)]
-            if entry.format == "openvino" and entry.extra.get("weights_sha256"):
-                weights = path.with_suffix(".bin")
-                if not weights.resolve().is_relative_to(root):
-                    raise IntegrityError(f"{entry.path}'s weights lead out of {export_dir} (a symlink): refused")
-                checks.append((weights, entry.extra["weights_sha256"]))
-            for file, expected in checks:
-                if not expected:
-                    raise IntegrityError(f"the manifest records no sha256 for {entry.path}; pass --no-verify-hash to use it unchecked")
-                if not file.is_file():
-                    raise MissingArtifactError(f"{file.relative_to(root)} (part of {entry.path}) is missing")
-                if sha256_file(file) != expected:
-                    raise IntegrityError(
-                        f"{file.relative_to(root)} does not match the sha256 in the manifest: it changed after export; "
-                        "re-export, or pass --no-verify-hash to use it anyway"
-                    )
+            if not entry.sha256:
+                raise IntegrityError(f"the manifest records no sha256 for {entry.path}; pass --no-verify-hash to use it unchecked")
+            if artifact_digest(path)[0] != entry.sha256:
+                raise IntegrityError(
+                    f"{entry.path} does not match the sha256 in the manifest: it changed after export; "
+                    "re-export, or pass --no-verify-hash to use it anyway"
+                )
+            weights = entry.extra.get("weights_sha256")
+            if entry.format == "openvino" and weights:
+                bin_path = Manifest.contained_path(export_dir, ArtifactEntry(str(Path(entry.path).with_suffix(".bin")), "openvino", entry.precision))
+                if not bin_path.is_file() or sha256_file(bin_path) != weights:
+                    raise IntegrityError(f"{Path(entry.path).with_suffix('.bin')} (the weights of {entry.path}) is missing or changed after export")
         return path
 
     def upsert(self, entry: ArtifactEntry) -> None:

@@ -534,4 +534,4 @@ def test_benchmark_that_measures_nothing_is_an_error_and_keeps_the_earlier_repor
     (export / "benchmark" / "benchmark.json").write_text('{"earlier": "good report"}\n')
     before = snapshot(tmp_path)
     done = run_cli(["benchmark-latency", str(export), "--no-torch", "--iters", "1", "--batch-sizes", "1"], tmp_path)
-    check_outcome(done, 3, "nothing could be measured", tmp_path, before)
+    check_outcome(done, 4, "nothing could be measured", tmp_path, before)

@@ -11,16 +11,16 @@ makes first-inference latency (load + compile + first batch) a cold start for ev
 artifact, instead of one that profits from caches an earlier artifact warmed.
 
 Timing happens inside the worker, around `runner.infer` only (time.perf_counter_ns); the
-inputs are decoded and prepared with the runner's own contract before any timing. A runner
-that can time itself on its device (the TensorRT runner's `gpu_times_ms(batch, iterations)`,
-CUDA events around the enqueue, synchronised) is timed that way instead.
+inputs are decoded and prepared with the runner's own contract before any timing. Every
+backend is timed end to end with the host clock, TensorRT included (upload, every chunk,
+download, synchronisation), so rows are comparable; the TensorRT runner's device-only
+`compute_times_ms` is a separate measurement, not mixed into this table.
 The parent only schedules: with `interleave`, every worker stays alive and the parent asks
 each in turn for a short slice of iterations, so drift in machine load hits all equally.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import multiprocessing as mp
 import os
@@ -37,7 +37,6 @@ from .host import host_info, usable_cores
 from .report import STATUS_ERROR, STATUS_SKIPPED, BenchResult, BenchRow, fill_speedups, noise_warnings
 from .stats import summarize_ns
 
-BACKEND_OF_FORMAT = {"onnx": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
 OV_HINTS = ("latency", "throughput")
 #: OpenVINO inference precisions a row can ask for; "default" is the plugin's own choice
 #: (bf16 on CPUs with AVX512-BF16/AMX, f32 elsewhere).
@@ -51,8 +50,9 @@ class BenchTarget:
     """One thing to measure: an artifact file, or the PyTorch reference from a manifest."""
 
     label: str
-    backend: str
+    backend: str  # the runtime that runs it ("torch", "onnxruntime", "openvino", ...)
     precision: str
+    format: str | None = None  # the artifact's format name (None for the PyTorch row)
     file: str | None = None  # absolute path of the artifact (None for the PyTorch row)
     path: str | None = None  # as the manifest/user named it (for display and parity matching)
     bytes: int | None = None
@@ -99,18 +99,16 @@ class BenchSettings:
 
 # -- what to measure -------------------------------------------------------------------------
 def _artifact_bytes(file: Path) -> int | None:
+    """The artifact's size on disk, its companion files (OpenVINO .bin...) included."""
+    from ..formats import format_for_path
+
     if not file.is_file():
         return None
-    size = file.stat().st_size
-    if file.suffix.lower() == ".xml" and file.with_suffix(".bin").is_file():
-        size += file.with_suffix(".bin").stat().st_size
-    return size
-
-
-def _backend_absent_reason(backend: str) -> str | None:
-    if backend == "tensorrt" and importlib.util.find_spec("tensorrt") is None:
-        return "TensorRT is not installed on this host"
-    return None
+    try:
+        companions = format_for_path(file).companions(file)
+    except InputError:  # a checkpoint, not an artifact of a known format
+        companions = []
+    return file.stat().st_size + sum(p.stat().st_size for p in companions)
 
 
 def _expand_openvino(target: BenchTarget, ov_precisions: Sequence[str]) -> list[BenchTarget]:
@@ -163,43 +161,36 @@ def targets_from_manifest(
                 skip_reason=reason,
             )
         )
+    from ..formats import artifact_file, format_names, get_format, runnable_reason
+
     for entry in manifest.artifacts:
-        file = (root / entry.path).resolve()
-        backend = BACKEND_OF_FORMAT.get(entry.format, entry.format)
-        status = str(entry.extra.get("status") or "")
-        reason = None
-        if status and status != "ok":
-            reason = f"manifest status: {status}"
-        elif backend not in BACKEND_OF_FORMAT.values():
-            reason = f"unknown artifact format {entry.format!r}"
-        else:
-            try:
-                file = Manifest.artifact_file(root, entry, verify_hash)
-            except MissingArtifactError:
-                reason = f"artifact file missing: {entry.path}"
-        reason = reason or _backend_absent_reason(backend)
+        file = artifact_file(root, entry).resolve()
+        reason = runnable_reason(root, entry)
+        if reason is None:
+            Manifest.artifact_file(root, entry, verify_hash)
+        backend = get_format(entry.format).runtime_name if entry.format in format_names() else entry.format
         target = BenchTarget(
-            label=entry.path, backend=backend, precision=entry.precision, file=str(file), path=entry.path,
-            bytes=entry.bytes if entry.bytes is not None else _artifact_bytes(file), skip_reason=reason,
+            label=entry.path, backend=backend, precision=entry.precision, format=entry.format, file=str(file),
+            path=entry.path, bytes=entry.bytes if entry.bytes is not None else _artifact_bytes(file), skip_reason=reason,
         )  # fmt: skip
-        targets += _expand_openvino(target, ov_precisions) if backend == "openvino" and reason is None else [target]
+        targets += _expand_openvino(target, ov_precisions) if entry.format == "openvino" and reason is None else [target]
     return targets
 
 
 def targets_from_files(files: Sequence[str | os.PathLike[str]], ov_precisions: Sequence[str] = ("f32",)) -> list[BenchTarget]:
     """Standalone artifacts; each carries its contract in its own metadata."""
-    from ..runners import artifact_format
+    from ..formats import format_for_path
 
     targets: list[BenchTarget] = []
     for name in files:
         file = Path(name)
-        backend = BACKEND_OF_FORMAT[artifact_format(file)]
+        fmt = format_for_path(file)
         reason = None if file.is_file() else f"artifact file missing: {file}"
         target = BenchTarget(
-            label=file.name, backend=backend, precision="?", file=str(file.resolve()), path=str(file),
-            bytes=_artifact_bytes(file), skip_reason=reason or _backend_absent_reason(backend),
+            label=file.name, backend=fmt.runtime_name, precision="?", format=fmt.name, file=str(file.resolve()),
+            path=str(file), bytes=_artifact_bytes(file), skip_reason=reason or fmt.available(),
         )  # fmt: skip
-        targets += _expand_openvino(target, ov_precisions) if backend == "openvino" and target.skip_reason is None else [target]
+        targets += _expand_openvino(target, ov_precisions) if fmt.name == "openvino" and target.skip_reason is None else [target]
     return targets
 
 
@@ -226,16 +217,15 @@ def _open_target_runner(target: BenchTarget, settings: BenchSettings) -> Any:
         )  # fmt: skip
         return TorchRunner(student.module, student.contract, name=target.label, threads=settings.thread_count)
     precision = None if target.precision == "?" else target.precision
-    if target.backend == "openvino":
-        prec = None if target.inference_precision == "default" else target.inference_precision
-        return open_runner(
-            target.file, precision=precision, device=settings.device, inference_precision=prec,
-            performance_hint=settings.ov_hint.upper(), threads=settings.thread_count, name=target.label,
-        )  # fmt: skip
+    # Every runner gets every option; each format's runner takes those it understands.
+    providers = None
     if target.backend == "onnxruntime" and settings.device.upper() not in ("CPU", "AUTO"):
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        return open_runner(target.file, precision=precision, providers=providers, threads=settings.thread_count, name=target.label)
-    return open_runner(target.file, precision=precision, threads=settings.thread_count, name=target.label)
+    return open_runner(
+        target.file, precision=precision, device=settings.device,
+        inference_precision=None if target.inference_precision == "default" else target.inference_precision,
+        performance_hint=settings.ov_hint.upper(), threads=settings.thread_count, providers=providers, name=target.label,
+    )  # fmt: skip
 
 
 def _worker_faces(images: Sequence[str], size: tuple[int, int], count: int) -> np.ndarray:
@@ -251,19 +241,13 @@ def _worker_faces(images: Sequence[str], size: tuple[int, int], count: int) -> n
 
 
 def _time_sync(runner: Any, x: np.ndarray, iters: int | None, duration_s: float | None) -> list[int]:
-    """Per-call timings in ns: host clock around `infer`, or the runner's own CUDA-event
-    timing (`gpu_times_ms`, the TensorRT runner) where it has one."""
-    gpu_times_ms = getattr(runner, "gpu_times_ms", None)
+    """Per-call timings in ns: the host clock around one synchronous `infer`."""
     timings: list[int] = []
     deadline = time.perf_counter() + duration_s if duration_s is not None else math.inf
     while (iters is None or len(timings) < iters) and (iters is not None or time.perf_counter() < deadline or not timings):
-        if gpu_times_ms is not None:
-            count = iters - len(timings) if iters is not None else 10
-            timings.extend(int(ms * 1e6) for ms in gpu_times_ms(x, count))
-        else:
-            start = time.perf_counter_ns()
-            runner.infer(x)
-            timings.append(time.perf_counter_ns() - start)
+        start = time.perf_counter_ns()
+        runner.infer(x)
+        timings.append(time.perf_counter_ns() - start)
     return timings
 
 
@@ -330,7 +314,6 @@ def _worker_main(conn: Any, target: BenchTarget, settings: BenchSettings) -> Non
         ready = {
             "first_ns": first_ns,
             "precision": runner.precision,
-            "device_timed": hasattr(runner, "gpu_times_ms"),
             "describe": runner.describe(),
         }
         conn.send(("ready", ready))
@@ -426,7 +409,7 @@ class _Worker:
                     inference_precision=t.inference_precision)  # fmt: skip
         if self.failure:
             return [BenchRow(batch=None, status=self.failure[0], reason=self.failure[1], **base)]
-        timer = "cuda_events" if self.ready.get("device_timed") else "perf_counter_ns"
+        timer = "perf_counter_ns"
         peak = self.memory.get("peak_rss")
         rows = []
         for batch in settings.batch_sizes:

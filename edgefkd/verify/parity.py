@@ -9,7 +9,7 @@ are kept, so memory grows with (images x embedding size), not with pixels.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -19,8 +19,8 @@ from ..contract import PreprocessContract, override_contract
 from ..errors import BackendUnavailable, InputError, MissingArtifactError
 from ..imaging import fit_face
 from ..manifest import MANIFEST_NAME, Manifest
-from . import metrics
 from .datasets import PairSet
+from .judge import ParityResult
 
 PYTORCH = "pytorch"
 
@@ -31,7 +31,7 @@ class ModelSource:
 
     label: str
     path: str
-    format: str  # pytorch | onnx | openvino | tensorrt
+    format: str  # pytorch, or a name from the table of formats
     precision: str
     open: Callable[[], Any] | None  # -> inactive Runner; None when skipped
     skip_reason: str | None = None
@@ -52,8 +52,13 @@ class ParityOptions:
     batch_size: int = 32
     flip: bool = False
     folds: int = 10
-    bootstrap: int = 0
+    #: paired bootstrap resamples behind each gate's interval (0: point estimates only)
+    bootstrap: int = 1000
     gates: Gates = field(default_factory=Gates)
+    protocol: str = "insightface"
+    seed: int = 0
+    #: what an inconclusive verdict exits as: None (exit 3), "pass" or "fail"
+    inconclusive_as: str | None = None
 
 
 # -- building model sources ---------------------------------------------------------------
@@ -121,24 +126,22 @@ def find_export_dir(artifact: Path) -> Path | None:
 
 
 def export_artifacts(export_dir: Path, manifest: Manifest, ov_device: str = "CPU", verify_hash: bool = True) -> list[ModelSource]:
-    """Every artifact of an export's manifest: deferred ones as skipped rows, missing files as failures.
+    """Every artifact of an export's manifest: deferred ones as skipped rows, a missing file as
+    a failure; paths resolved inside the export folder and hashes checked (Manifest.artifact_file)."""
+    from ..formats import artifact_file, runnable_reason
 
-    Paths are resolved inside the export folder and hashes checked (Manifest.artifact_file).
-    """
     sources = []
     for entry in manifest.artifacts:
-        status = entry.extra.get("status")
-        if status not in (None, "ok", "built", "exported", "valid", "passed"):
-            # The manifest's own "reason" (how to build it) stays in the manifest; the row says why not here.
-            reason = f"manifest status {status!r}"
-            sources.append(ModelSource(entry.path, str(export_dir / entry.path), entry.format, entry.precision, None, reason))
-            continue
-        try:
-            path = Manifest.artifact_file(export_dir, entry, verify_hash)
-        except MissingArtifactError as exc:
-            sources.append(ModelSource(entry.path, str(export_dir / entry.path), entry.format, entry.precision, None, str(exc), missing=True))
-            continue
-        sources.append(_artifact_source(path, entry.format, entry.precision, ov_device=ov_device, label=entry.path))
+        path = artifact_file(export_dir, entry)
+        # The manifest's own "reason" (how to build it) stays in the manifest; the row says why not here.
+        reason = runnable_reason(export_dir, entry)
+        missing = reason is not None and reason.startswith("artifact file missing")
+        if reason is None:
+            Manifest.artifact_file(export_dir, entry, verify_hash)
+        if reason:
+            sources.append(ModelSource(entry.path, str(path), entry.format, entry.precision, None, reason, missing=missing))
+        else:
+            sources.append(_artifact_source(path, entry.format, entry.precision, ov_device=ov_device, label=entry.path))
     return sources
 
 
@@ -159,8 +162,8 @@ def teacher_source(
     ov_device: str = "CPU",
     trust_manifest: bool = False,
 ) -> ModelSource:
-    """The teacher: a checkpoint, an export directory (its checkpoint) or an ONNX/OpenVINO file."""
-    from ..models.loading import check_manifest_arch
+    """The teacher: a checkpoint, an export directory (its checkpoint) or an artifact of any format."""
+    from ..formats import all_formats
     from ..runners import artifact_contract, artifact_format
 
     path = Path(spec)
@@ -174,7 +177,7 @@ def teacher_source(
         )
     if not path.is_file():
         raise InputError(f"teacher not found: {path}")
-    if path.suffix.lower() in (".onnx", ".xml"):
+    if any(fmt.matches(path) for fmt in all_formats()):
         contract = artifact_contract(path)
         overrides = (input_size, mean, std, channel_order)
         if contract is None and all(v is None for v in overrides):
@@ -198,7 +201,7 @@ class Embedded:
     backend: dict[str, Any] = field(default_factory=dict)
     activate_seconds: float = 0.0
     embed_seconds: float = 0.0
-    #: images per inference call (1 for fixed-batch artifacts)
+    #: images per inference call (the artifact's own limit when below --batch-size)
     batch_limit: int = 1
 
 
@@ -207,34 +210,19 @@ def _first_line(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:240]
 
 
-def _infer(runner: Any, faces_rgb: np.ndarray, max_batch: int) -> np.ndarray:
-    batch = runner.contract.prepare(faces_rgb)
+def _infer(runner: Any, faces_rgb: np.ndarray) -> np.ndarray:
     try:
-        return np.concatenate([runner.infer(batch[i : i + max_batch]) for i in range(0, len(batch), max_batch)])
+        return runner.embed_faces(faces_rgb)
     except Exception as exc:  # backends raise their own exception types; report one line
         raise InputError(f"{runner.name}: inference failed: {_first_line(exc)}") from None
 
 
-def _embed_batch(runner: Any, faces_rgb: np.ndarray, flip: bool, max_batch: int) -> np.ndarray:
-    emb = _infer(runner, faces_rgb, max_batch)
+def _embed_batch(runner: Any, faces_rgb: np.ndarray, flip: bool) -> np.ndarray:
+    emb = _infer(runner, faces_rgb)
     if flip:
         # Flip test: the embedding of the face plus that of its mirror image.
-        emb = emb + _infer(runner, np.ascontiguousarray(faces_rgb[:, :, ::-1]), max_batch)
+        emb = emb + _infer(runner, np.ascontiguousarray(faces_rgb[:, :, ::-1]))
     return emb
-
-
-def _batch_limit(runner: Any, batch_size: int) -> int:
-    """`batch_size`, or 1 for artifacts exported with a fixed batch of one (many upstream ONNX files).
-
-    If a single image fails too, the first real batch reports that error.
-    """
-    if batch_size == 1:
-        return 1
-    try:
-        runner.infer(runner.contract.example_input(2))
-        return batch_size
-    except Exception:  # a fixed batch axis shows up as the backend's own shape error
-        return 1
 
 
 def embed_all(
@@ -268,7 +256,7 @@ def embed_all(
                 continue
             runners.append((result, runner))
             result.activate_seconds = runner.activate_seconds or 0.0
-            result.batch_limit = _batch_limit(runner, batch_size)
+            result.batch_limit = min(batch_size, runner.max_batch or batch_size)
             result.contract = runner.contract
             result.backend = runner.describe()
             if result.source.precision == "?":
@@ -281,7 +269,7 @@ def embed_all(
                 if size not in fitted:
                     fitted[size] = np.stack([fit_face(face, size) for face in decoded])
                 start = time.perf_counter()
-                chunks[id(result)].append(_embed_batch(runner, fitted[size], flip, result.batch_limit))
+                chunks[id(result)].append(_embed_batch(runner, fitted[size], flip))
                 result.embed_seconds += time.perf_counter() - start
             if on_batch:
                 on_batch(len(decoded))
@@ -291,161 +279,6 @@ def embed_all(
         for _, runner in runners:
             runner.deactivate()
     return results
-
-
-# -- judging ------------------------------------------------------------------------------
-
-
-def _percent(value: float) -> str:
-    return f"{100 * value:.2f}%"
-
-
-def _teacher_space(
-    teacher: Embedded, teacher_ver: metrics.Verification, student: np.ndarray, pairs: PairSet, folds: int
-) -> dict[str, Any]:
-    """Cross-model verification: the teacher embeds one image of a pair, the student the other."""
-    t = teacher.embeddings
-    assert t is not None
-    if t.shape[1] != student.shape[1]:
-        return {"error": f"teacher embeds {t.shape[1]}-d, this model {student.shape[1]}-d: not one embedding space"}
-    directions = {
-        "teacher_a_student_b": metrics.verify_scores(metrics.pair_scores(t, student, pairs.pairs), pairs.is_same, folds),
-        "student_a_teacher_b": metrics.verify_scores(metrics.pair_scores(student, t, pairs.pairs), pairs.is_same, folds),
-    }
-    worst = min(v.folded.accuracy for v in directions.values())
-    return {
-        "teacher_accuracy": teacher_ver.folded.accuracy,
-        "cross_accuracy": worst,
-        "drop_pp": 100 * (teacher_ver.folded.accuracy - worst),
-        "directions": {k: v.to_dict() for k, v in directions.items()},
-    }
-
-
-def _model_block(e: Embedded) -> dict[str, Any]:
-    return {
-        "label": e.source.label,
-        "path": e.source.path,
-        "format": e.source.format,
-        "precision": e.source.precision,
-        "contract": e.contract.to_dict() if e.contract else None,
-        "backend": e.backend,
-        **e.source.info,
-        "timing": {"activate_seconds": e.activate_seconds, "embed_seconds": e.embed_seconds, "batch": e.batch_limit},
-    }
-
-
-@dataclass
-class ParityResult:
-    report: dict[str, Any]
-    #: label -> (FAR, TAR) for the ROC plot
-    curves: dict[str, tuple[np.ndarray, np.ndarray]]
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.report["passed"])
-
-
-def judge(
-    pairs: PairSet,
-    reference: Embedded,
-    artifacts: Sequence[Embedded],
-    teacher: Embedded | None,
-    options: ParityOptions,
-) -> ParityResult:
-    """All metrics and the gate verdict of every artifact against the reference (and teacher)."""
-    gates = options.gates
-    folds = options.folds
-    assert reference.embeddings is not None
-    ref_emb = reference.embeddings
-    ref_ver = metrics.verify_scores(metrics.pair_scores(ref_emb, ref_emb, pairs.pairs), pairs.is_same, folds)
-    curves = {f"reference ({reference.source.label})": (ref_ver.far, ref_ver.tar)}
-    teacher_ver = None
-    teacher_block = None
-    if teacher is not None:
-        assert teacher.embeddings is not None
-        t = teacher.embeddings
-        teacher_ver = metrics.verify_scores(metrics.pair_scores(t, t, pairs.pairs), pairs.is_same, folds)
-        curves[f"teacher ({Path(teacher.source.path).name})"] = (teacher_ver.far, teacher_ver.tar)
-        teacher_block = {**_model_block(teacher), "verification": teacher_ver.to_dict()}
-
-    reference_block = {**_model_block(reference), "verification": ref_ver.to_dict(), "teacher_space": None}
-    if teacher is not None and teacher_ver is not None:
-        reference_block["teacher_space"] = _teacher_space(teacher, teacher_ver, ref_emb, pairs, folds)
-
-    rows = []
-    for art in artifacts:
-        row: dict[str, Any] = {
-            **_model_block(art),
-            "status": "skipped" if art.embeddings is None else "verified",
-            "skip_reason": art.source.skip_reason,
-            "agreement": None,
-            "verification": None,
-            "drift": None,
-            "teacher_space": None,
-            "bootstrap": None,
-            "passed": None,
-            "failures": [],
-        }
-        rows.append(row)
-        if art.source.missing:
-            row.update(status="missing", passed=False, failures=[art.source.skip_reason])
-            continue
-        if art.embeddings is None:
-            continue
-        emb = art.embeddings
-        failures: list[str] = []
-        if emb.shape[1] != ref_emb.shape[1]:
-            failures.append(f"embeds {emb.shape[1]}-d, the reference {ref_emb.shape[1]}-d")
-        else:
-            row["agreement"] = metrics.agreement(ref_emb, emb)
-            p1 = row["agreement"]["cosine_p1"]
-            if not p1 >= gates.min_cosine:
-                failures.append(f"cosine p1 {p1:.4f} < {gates.min_cosine} vs reference")
-        ver = metrics.verify_scores(metrics.pair_scores(emb, emb, pairs.pairs), pairs.is_same, folds)
-        curves[art.source.label] = (ver.far, ver.tar)
-        row["verification"] = ver.to_dict()
-        row["verification"]["accuracy_drop_pp"] = 100 * (ref_ver.folded.accuracy - ver.folded.accuracy)
-        if row["verification"]["accuracy_drop_pp"] > gates.max_acc_drop:
-            failures.append(
-                f"accuracy {_percent(ver.folded.accuracy)} is {row['verification']['accuracy_drop_pp']:.2f} pp below "
-                f"the reference {_percent(ref_ver.folded.accuracy)} (max {gates.max_acc_drop})"
-            )
-        row["drift"] = metrics.threshold_drift(ref_ver, ver)
-        if options.bootstrap > 0:
-            row["bootstrap"] = metrics.paired_bootstrap(ref_ver.folded.correct, ver.folded.correct, options.bootstrap)
-        if teacher is not None and teacher_ver is not None:
-            space = _teacher_space(teacher, teacher_ver, emb, pairs, folds)
-            row["teacher_space"] = space
-            if "error" in space:
-                failures.append(space["error"])
-            elif space["drop_pp"] > gates.max_teacher_drop:
-                failures.append(
-                    f"teacher-space accuracy {_percent(space['cross_accuracy'])} is {space['drop_pp']:.2f} pp below "
-                    f"the teacher's {_percent(space['teacher_accuracy'])} (max {gates.max_teacher_drop})"
-                )
-        row["passed"] = not failures
-        row["failures"] = failures
-
-    verified = [r for r in rows if r["status"] == "verified"]
-    report = {
-        "pairs": pairs.describe(),
-        "options": {
-            "batch_size": options.batch_size,
-            "flip": options.flip,
-            "folds": folds,
-            "bootstrap": options.bootstrap,
-            "gates": {
-                "min_cosine": gates.min_cosine,
-                "max_acc_drop_pp": gates.max_acc_drop,
-                "max_teacher_drop_pp": gates.max_teacher_drop,
-            },
-        },
-        "reference": reference_block,
-        "teacher": teacher_block,
-        "artifacts": rows,
-        "passed": bool(verified) and all(r["passed"] for r in verified) and not any(r["status"] == "missing" for r in rows),
-    }
-    return ParityResult(report, curves)
 
 
 # -- orchestration ------------------------------------------------------------------------
@@ -524,20 +357,27 @@ def resolve_targets(
 
 
 def run_parity(
-    pairs: PairSet,
+    pair_sets: Sequence[PairSet],
     targets: Targets,
     teacher: ModelSource | None,
     options: ParityOptions,
     on_batch: Callable[[int], None] | None = None,
 ) -> ParityResult:
-    """Embed with every model (images decoded once) and judge each artifact."""
+    """Embed every set with every model in one activation (each image decoded once), judge each set."""
+    from .judge import judge_sets
+    from .multiset import concat_pair_sets, resize_warnings
+
+    combined, slices = concat_pair_sets(pair_sets)
     sources = [targets.reference, *targets.artifacts] + ([teacher] if teacher else [])
-    embedded = embed_all(pairs, sources, options.batch_size, options.flip, on_batch)
-    reference, rest = embedded[0], embedded[1:]
-    teacher_embedded = rest.pop() if teacher else None
-    for model in (reference, teacher_embedded):
+    embedded = embed_all(combined, sources, options.batch_size, options.flip, on_batch)
+    for model in (embedded[0], embedded[-1] if teacher else None):
         if model is not None and model.embeddings is None:
             raise BackendUnavailable(f"{model.source.label} could not run here: {model.source.skip_reason}")
-    result = judge(pairs, reference, rest, teacher_embedded, options)
+    per_set = []
+    for pair_set, part in zip(pair_sets, slices):
+        views = [replace(e, embeddings=None if e.embeddings is None else e.embeddings[part]) for e in embedded]
+        per_set.append((pair_set, views))
+    sizes = sorted({e.contract.input_size for e in embedded if e.contract is not None})
+    result = judge_sets(per_set, teacher is not None, options, resize_warnings(combined, slices, pair_sets, sizes))
     result.report["options"]["artifact_hashes_verified"] = targets.hashes_verified
     return result

@@ -164,6 +164,7 @@ def teacher_source(
 ) -> ModelSource:
     """The teacher: a checkpoint, an export directory (its checkpoint) or an artifact of any format."""
     from ..formats import all_formats
+    from ..models.loading import check_manifest_arch
     from ..runners import artifact_contract, artifact_format
 
     path = Path(spec)

@@ -54,7 +54,7 @@ def test_unrunnable_artifacts_are_rows_with_reasons(tmp_path: Path, mobilefacene
         assert rows["model_int8.engine"].status == "skipped"
         # The same reason list-formats and verify-parity give (the TensorRT format's available()).
         assert rows["model_int8.engine"].reason.startswith("TensorRT is not installed")
-    onnx_row = rows[str(mobilefacenet_upstream_onnx)]
+    onnx_row = rows["upstream.onnx"]
     assert onnx_row.status == "error" and "preprocessing contract" in onnx_row.reason
     assert all(r.reason for r in result.rows)
     # Nothing measured: the command is an error and writes no report.

@@ -7,7 +7,7 @@ export seconds. INT8 is calibrated on the shipped synthetic faces, never the rea
 Latency is this x86 CPU's: a phone's needs the phone.
 
     python scripts/mobile_formats_table.py
-    python scripts/mobile_formats_table.py --formats executorch --precisions int8 --keep-fp 'conv2*'
+    python scripts/mobile_formats_table.py --formats executorch --precisions int8 --keep-fp 'dw_conv.*'
 """
 
 from __future__ import annotations

@@ -250,7 +250,7 @@ def _capture_for_calibration(module: Any, calibration: np.ndarray, fmt: str) -> 
         example = torch.from_numpy(np.ascontiguousarray(calibration[:batch]))
         dims = ({0: torch.export.Dim("batch", min=1, max=4096)},)
         try:
-            return torch.export.export(module.eval(), (example,), dynamic_shapes=dims).module(), batch
+            return torch.export.export(module, (example,), dynamic_shapes=dims).module(), batch
         except Exception:  # a batch-specialised model (e.g. a reshape to a fixed size)
             pass
     return capture(module, torch.from_numpy(np.ascontiguousarray(calibration[:1])), fmt).module(), 1

@@ -26,8 +26,10 @@ def capture(module: Any, example: "torch.Tensor", fmt: str) -> Any:
             f"{fmt}: a TorchScript student cannot go through torch.export; load the checkpoint "
             "with --arch (registered or file.py:factory) or as a torch.export .pt2 program"
         )
+    if getattr(module, "training", False):
+        module.eval()  # never on a PT2E-converted module: it refuses train()/eval()
     try:
-        return torch.export.export(module.eval(), (example,))
+        return torch.export.export(module, (example,))
     except Exception as exc:
         raise ExportError(f"{fmt}: torch.export rejected the model: {first_line(exc)}") from exc
 

@@ -45,7 +45,7 @@ def _converter() -> Any:
     return litert_torch
 
 
-def _quant_config(ctx: ExportContext, precision: str, example: Any) -> tuple[Any, Any]:
+def _quant_config(ctx: ExportContext, precision: str) -> tuple[Any, Any]:
     """(module to convert, quant_config) for a precision."""
     if precision == "fp16":
         from litert_torch.generative.quantize import quant_recipes
@@ -72,7 +72,7 @@ def export(ctx: ExportContext, precision: str) -> Path:
     example = example_input(ctx.contract, NAME)
     if precision == "fp32":
         capture(ctx.module, example, NAME)  # a clear error for TorchScript / unexportable models
-    module, quant_config = _quant_config(ctx, precision, example)
+    module, quant_config = _quant_config(ctx, precision)
     out = ctx.stage / NAME / f"model_{precision}.tflite"
     try:
         edge_model = litert_torch.convert(module, (example,), quant_config=quant_config)

@@ -33,7 +33,7 @@ from .torch_source import capture, first_line
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-#: calibration faces (an even spread over the set); more adds time, not accuracy, here
+#: calibration faces (an even spread over the set), kept modest: PT2E observers run op by op in Python
 DEFAULT_CALIBRATION_COUNT = 128
 #: faces per calibration forward where the model takes a dynamic batch
 CALIBRATION_BATCH = 16
@@ -172,9 +172,10 @@ def _strip_annotations(graph: Any, kept: dict[Any, str]) -> None:
             specs = list(annotation.input_qspec_map.values()) + [annotation.output_qspec]
             for spec in specs:
                 if isinstance(spec, SharedQuantizationSpec):
+                    # an edge (producer, consumer) shares the consumer's input spec, a node its output spec
                     edge = spec.edge_or_node
-                    source = edge[0] if isinstance(edge, tuple) else edge
-                    if key not in source.meta:
+                    owner = edge[1] if isinstance(edge, tuple) else edge
+                    if key not in owner.meta:
                         node.meta.pop(key)
                         changed = True
                         break

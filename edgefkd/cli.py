@@ -14,12 +14,13 @@ import typer
 from .commands import bench as _bench
 from .commands import calib as _calib
 from .commands import export as _export
+from .commands import formats as _formats
 from .commands import tensorrt as _tensorrt
 from .commands import verify as _verify
 
 app = typer.Typer(
     name="edgefkd",
-    help="Export distilled face-recognition students to ONNX / OpenVINO / TensorRT and prove parity.",
+    help="Export distilled face-recognition students to edge formats (see list-formats) and prove parity.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 
 _export.register(app)
+_formats.register(app)
 _verify.register(app)
 _calib.register(app)
 _tensorrt.register(app)

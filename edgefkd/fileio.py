@@ -25,6 +25,28 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def artifact_digest(path: str | os.PathLike[str], chunk: int = 1 << 20) -> tuple[str, int]:
+    """(hex sha256, bytes) of an artifact that may be a directory (a Core ML `.mlpackage`).
+
+    A file hashes as `sha256_file` does. A directory hashes every file under it in sorted
+    relative-path order, each as its path, its length and its content, so renaming or
+    moving a file inside the package changes the digest; bytes is the sum of file sizes.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return sha256_file(path, chunk), path.stat().st_size
+    digest = hashlib.sha256()
+    total = 0
+    for file in sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix()):
+        size = file.stat().st_size
+        digest.update(f"{file.relative_to(path).as_posix()}\0{size}\0".encode())
+        with open(file, "rb") as fh:
+            while block := fh.read(chunk):
+                digest.update(block)
+        total += size
+    return digest.hexdigest(), total
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` on success.

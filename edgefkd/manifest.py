@@ -4,7 +4,7 @@ Schema (stable; other commands read it):
 {"edgefkd_version",
  "model": {"name", "arch", "checkpoint", "checkpoint_sha256", "embedding_size", "params"},
  "preprocess": {"input_size": [H, W], "mean": [...], "std": [...], "channel_order", "input_format"},
- "artifacts": [{"path" (relative to DIR), "format": "onnx|openvino|tensorrt",
+ "artifacts": [{"path" (relative to DIR), "format": a name from the table in edgefkd/formats,
                 "precision": "fp32|fp16|int8", "sha256", "bytes",
                 "parity": {"cosine_min", "cosine_mean", "max_abs", "samples"} | null,
                 ... optional extra keys (e.g. "status", "quantization", "build")}]}
@@ -23,7 +23,6 @@ from .errors import InputError
 from .fileio import atomic_write_json, sha256_file
 
 MANIFEST_NAME = "manifest.json"
-FORMATS = ("onnx", "openvino", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 
 

@@ -149,6 +149,10 @@ def _bad_cases(tmp: Path, mobilefacenet_pt: Path, user_arch: tuple[Path, Path]) 
         "output not (N, D)": ([str(ckpt.with_name("spatial.pth")), "--arch", f"{arch}:spatial"], r"output has shape \(2, 8, 112, 112\).*\(N, D\)"),
         "bad input size": ([str(mobilefacenet_pt), "--arch", "mobilefacenet-foamliu", "--input-size", "big"], r"input size must look like"),
         "bad precision": ([str(mobilefacenet_pt), "--arch", "mobilefacenet-foamliu", "--precisions", "fp8"], r"unknown precision"),
+        "unknown format": ([str(mobilefacenet_pt), "--arch", "mobilefacenet-foamliu", "--formats", "onnx,tflite2"],
+                           r"unknown format \['tflite2'\]; choose from onnx, .*ort"),
+        "bad ort target": ([str(mobilefacenet_pt), "--arch", "mobilefacenet-foamliu", "--formats", "ort", "--ort-target", "x86"],
+                           r"unknown --ort-target 'x86'; choose arm or amd64"),
     }
 
 
@@ -161,7 +165,7 @@ class _Evil:
 
 
 CASES = ["missing file", "not a checkpoint", "code execution", "wrong arch", "unknown arch", "no arch",
-         "onnx-unfriendly op", "output not (N, D)", "bad input size", "bad precision"]
+         "onnx-unfriendly op", "output not (N, D)", "bad input size", "bad precision", "unknown format", "bad ort target"]
 
 
 @pytest.mark.parametrize("case", CASES)

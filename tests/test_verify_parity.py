@@ -48,7 +48,7 @@ def _artifact(export_dir: Path, fmt: str, precision: str) -> Path:
 
 def _with_contract(src: Path, dst: Path, **changes: object) -> Path:
     """A copy of an ONNX artifact whose metadata lies about its preprocessing."""
-    from edgefkd.exporters.onnx import set_onnx_metadata
+    from edgefkd.formats.onnx import set_onnx_metadata
     from edgefkd.runners import artifact_contract
 
     shutil.copyfile(src, dst)

@@ -20,7 +20,6 @@ each in turn for a short slice of iterations, so drift in machine load hits all 
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import multiprocessing as mp
 import os
@@ -37,7 +36,6 @@ from .host import host_info, usable_cores
 from .report import STATUS_ERROR, STATUS_SKIPPED, BenchResult, BenchRow, fill_speedups, noise_warnings
 from .stats import summarize_ns
 
-BACKEND_OF_FORMAT = {"onnx": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
 OV_HINTS = ("latency", "throughput")
 #: OpenVINO inference precisions a row can ask for; "default" is the plugin's own choice
 #: (bf16 on CPUs with AVX512-BF16/AMX, f32 elsewhere).
@@ -51,8 +49,9 @@ class BenchTarget:
     """One thing to measure: an artifact file, or the PyTorch reference from a manifest."""
 
     label: str
-    backend: str
+    backend: str  # the runtime that runs it ("torch", "onnxruntime", "openvino", ...)
     precision: str
+    format: str | None = None  # the artifact's format name (None for the PyTorch row)
     file: str | None = None  # absolute path of the artifact (None for the PyTorch row)
     path: str | None = None  # as the manifest/user named it (for display and parity matching)
     bytes: int | None = None
@@ -99,18 +98,16 @@ class BenchSettings:
 
 # -- what to measure -------------------------------------------------------------------------
 def _artifact_bytes(file: Path) -> int | None:
+    """The artifact's size on disk, its companion files (OpenVINO .bin...) included."""
+    from ..formats import format_for_path
+
     if not file.is_file():
         return None
-    size = file.stat().st_size
-    if file.suffix.lower() == ".xml" and file.with_suffix(".bin").is_file():
-        size += file.with_suffix(".bin").stat().st_size
-    return size
-
-
-def _backend_absent_reason(backend: str) -> str | None:
-    if backend == "tensorrt" and importlib.util.find_spec("tensorrt") is None:
-        return "TensorRT is not installed on this host"
-    return None
+    try:
+        companions = format_for_path(file).companions(file)
+    except InputError:  # a checkpoint, not an artifact of a known format
+        companions = []
+    return file.stat().st_size + sum(p.stat().st_size for p in companions)
 
 
 def _expand_openvino(target: BenchTarget, ov_precisions: Sequence[str]) -> list[BenchTarget]:
@@ -152,40 +149,34 @@ def targets_from_manifest(
                 skip_reason=reason,
             )
         )
+    from ..formats import artifact_file, format_names, get_format, runnable_reason
+
     for entry in manifest.artifacts:
-        file = (root / entry.path).resolve()
-        backend = BACKEND_OF_FORMAT.get(entry.format, entry.format)
-        status = str(entry.extra.get("status") or "")
-        reason = None
-        if status and status != "ok":
-            reason = f"manifest status: {status}"
-        elif backend not in BACKEND_OF_FORMAT.values():
-            reason = f"unknown artifact format {entry.format!r}"
-        elif not file.is_file():
-            reason = f"artifact file missing: {entry.path}"
-        reason = reason or _backend_absent_reason(backend)
+        file = artifact_file(root, entry).resolve()
+        reason = runnable_reason(root, entry)
+        backend = get_format(entry.format).runtime_name if entry.format in format_names() else entry.format
         target = BenchTarget(
-            label=entry.path, backend=backend, precision=entry.precision, file=str(file), path=entry.path,
-            bytes=entry.bytes if entry.bytes is not None else _artifact_bytes(file), skip_reason=reason,
+            label=entry.path, backend=backend, precision=entry.precision, format=entry.format, file=str(file),
+            path=entry.path, bytes=entry.bytes if entry.bytes is not None else _artifact_bytes(file), skip_reason=reason,
         )  # fmt: skip
-        targets += _expand_openvino(target, ov_precisions) if backend == "openvino" and reason is None else [target]
+        targets += _expand_openvino(target, ov_precisions) if entry.format == "openvino" and reason is None else [target]
     return targets
 
 
 def targets_from_files(files: Sequence[str | os.PathLike[str]], ov_precisions: Sequence[str] = ("f32",)) -> list[BenchTarget]:
     """Standalone artifacts; each carries its contract in its own metadata."""
-    from ..runners import artifact_format
+    from ..formats import format_for_path
 
     targets: list[BenchTarget] = []
     for name in files:
         file = Path(name)
-        backend = BACKEND_OF_FORMAT[artifact_format(file)]
+        fmt = format_for_path(file)
         reason = None if file.is_file() else f"artifact file missing: {file}"
         target = BenchTarget(
-            label=file.name, backend=backend, precision="?", file=str(file.resolve()), path=str(file),
-            bytes=_artifact_bytes(file), skip_reason=reason or _backend_absent_reason(backend),
+            label=file.name, backend=fmt.runtime_name, precision="?", format=fmt.name, file=str(file.resolve()),
+            path=str(file), bytes=_artifact_bytes(file), skip_reason=reason or fmt.available(),
         )  # fmt: skip
-        targets += _expand_openvino(target, ov_precisions) if backend == "openvino" and target.skip_reason is None else [target]
+        targets += _expand_openvino(target, ov_precisions) if fmt.name == "openvino" and target.skip_reason is None else [target]
     return targets
 
 
@@ -212,16 +203,15 @@ def _open_target_runner(target: BenchTarget, settings: BenchSettings) -> Any:
         )  # fmt: skip
         return TorchRunner(student.module, student.contract, name=target.label, threads=settings.thread_count)
     precision = None if target.precision == "?" else target.precision
-    if target.backend == "openvino":
-        prec = None if target.inference_precision == "default" else target.inference_precision
-        return open_runner(
-            target.file, precision=precision, device=settings.device, inference_precision=prec,
-            performance_hint=settings.ov_hint.upper(), threads=settings.thread_count, name=target.label,
-        )  # fmt: skip
+    # Every runner gets every option; each format's runner takes those it understands.
+    providers = None
     if target.backend == "onnxruntime" and settings.device.upper() not in ("CPU", "AUTO"):
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        return open_runner(target.file, precision=precision, providers=providers, threads=settings.thread_count, name=target.label)
-    return open_runner(target.file, precision=precision, threads=settings.thread_count, name=target.label)
+    return open_runner(
+        target.file, precision=precision, device=settings.device,
+        inference_precision=None if target.inference_precision == "default" else target.inference_precision,
+        performance_hint=settings.ov_hint.upper(), threads=settings.thread_count, providers=providers, name=target.label,
+    )  # fmt: skip
 
 
 def _worker_faces(images: Sequence[str], size: tuple[int, int], count: int) -> np.ndarray:

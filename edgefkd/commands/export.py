@@ -18,7 +18,7 @@ def export(
     arch: Annotated[Optional[str], typer.Option(help="Registered architecture (see list-models), path/to/file.py:factory or package.module:factory.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output directory [default: export/<name>/].")] = None,
     name: Annotated[Optional[str], typer.Option(help="Model name [default: checkpoint file stem].")] = None,
-    formats: Annotated[str, typer.Option(help="Comma-separated: onnx,openvino,tensorrt.")] = "onnx,openvino",
+    formats: Annotated[str, typer.Option(help="Comma-separated format names (see list-formats), e.g. onnx,openvino,ort,tensorrt.")] = "onnx,openvino",
     precisions: Annotated[str, typer.Option(help="Comma-separated: fp32,fp16,int8.")] = "fp32,fp16",
     non_strict: Annotated[bool, typer.Option("--non-strict", help="Load even with missing/unexpected keys (they are still printed).")] = False,
     input_size: Annotated[Optional[str], typer.Option(help="HxW, e.g. 112x112 or 112x96 [default: the architecture's].")] = None,
@@ -44,8 +44,9 @@ def export(
     max_batch: Annotated[int, typer.Option(help="TensorRT profile: max batch.")] = 32,
     workspace: Annotated[int, typer.Option(help="TensorRT workspace (MiB).")] = 1024,
     dla_core: Annotated[Optional[int], typer.Option(help="TensorRT: Jetson DLA core (GPU fallback allowed).")] = None,
+    ort_target: Annotated[str, typer.Option(help="ONNX Runtime Mobile (.ort): optimise for arm (phones, ARM boards) or amd64.")] = "arm",
 ) -> None:
-    """Export a student checkpoint to ONNX / OpenVINO / TensorRT, validated against PyTorch."""
+    """Export a student checkpoint to every format asked for (see list-formats), validated against PyTorch."""
     from ..exporters.pipeline import ExportOptions, run_export
     from ..report.console import console, export_table
 
@@ -58,6 +59,7 @@ def export(
         val_images=val_images, validate=not no_validate, force=force,
         tensorrt={"min_batch": min_batch, "opt_batch": opt_batch, "max_batch": max_batch,
                   "workspace_mib": workspace, "dla_core": dla_core},
+        ort_target=ort_target,
     )
     report = run_export(opts, log=lambda msg: console.print(msg, highlight=False))
     for note in report.notes:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..errors import InputError, ValidationError
+from ..runners.base import embed_batches
 from ..verify.metrics import cosine_rows
 from .quantize_onnx import (
     QuantizationPlan,
@@ -45,8 +46,7 @@ def session_embeddings(model: "onnx.ModelProto", inputs: np.ndarray, batch_size:
     name = session.get_inputs()[0].name
     fixed = session.get_inputs()[0].shape[0]
     size = fixed if isinstance(fixed, int) and fixed > 0 else batch_size
-    outputs = [session.run(None, {name: part})[0] for part in rebatch([inputs], size)]
-    return np.concatenate(outputs).reshape(len(inputs), -1)
+    return embed_batches(lambda part: session.run(None, {name: part})[0], inputs, size).reshape(len(inputs), -1)
 
 
 def rank_harmful_nodes(

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 from ..contract import INPUT_UINT8_NHWC, PreprocessContract
 from ..errors import ExportError
 from ..fileio import atomic_path
+from ..formats.onnx import merge_metadata
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "embedding"
@@ -111,16 +112,6 @@ def _torch_export(module: Any, example: Any, path: Path, opset: int, exporter: s
         )
 
 
-def merge_metadata(model: Any, metadata: dict[str, str]) -> None:
-    """Add/replace metadata_props of an in-memory ONNX model (sorted, one entry per key)."""
-    merged = {p.key: p.value for p in model.metadata_props}
-    merged.update(metadata)
-    del model.metadata_props[:]
-    for key, value in sorted(merged.items()):
-        prop = model.metadata_props.add()
-        prop.key, prop.value = key, value
-
-
 def _batch_is_dynamic(model: Any) -> bool:
     dims = model.graph.input[0].type.tensor_type.shape.dim
     return bool(dims) and not dims[0].HasField("dim_value")
@@ -211,13 +202,3 @@ def convert_onnx_fp16(src: str | Path, dst: str | Path, metadata: dict[str, str]
     with atomic_path(dst) as tmp:
         onnx.save(half, str(tmp))
     return dst
-
-
-def set_onnx_metadata(path: str | Path, metadata: dict[str, str]) -> None:
-    """Add/replace metadata_props of an ONNX file in place (atomically)."""
-    import onnx
-
-    model = onnx.load(str(path))
-    merge_metadata(model, metadata)
-    with atomic_path(path) as tmp:
-        onnx.save(model, str(tmp))

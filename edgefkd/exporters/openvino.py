@@ -8,25 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..contract import METADATA_PREFIX
 from ..errors import ExportError
-
-RT_INFO_SECTION = "edgefkd"
-
-
-def set_rt_metadata(model: Any, metadata: dict[str, str]) -> None:
-    """Write edgefkd.* metadata into rt_info["edgefkd"][key] (prefix dropped)."""
-    for key, value in metadata.items():
-        short = key[len(METADATA_PREFIX):] if key.startswith(METADATA_PREFIX) else key
-        model.set_rt_info(value, [RT_INFO_SECTION, short])
-
-
-def get_rt_metadata(model: Any) -> dict[str, str]:
-    """rt_info["edgefkd"] as flat `edgefkd.<key>` -> string (the inverse of set_rt_metadata)."""
-    if not model.has_rt_info([RT_INFO_SECTION]):
-        return {}
-    keys = list(model.get_rt_info()[RT_INFO_SECTION].keys())
-    return {METADATA_PREFIX + str(k): model.get_rt_info([RT_INFO_SECTION, str(k)]).astype(str) for k in keys}
+from ..formats.openvino import set_rt_metadata
 
 
 def save_ir_atomically(model: Any, out_xml: str | Path, compress_to_fp16: bool) -> Path:

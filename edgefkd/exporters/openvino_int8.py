@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..errors import ExportError, InputError
-from .openvino import get_rt_metadata, save_ir_atomically, set_rt_metadata
+from ..formats.openvino import get_rt_metadata, set_rt_metadata
+from .openvino import save_ir_atomically
 from .quantize_onnx import matches_pattern, peak_rss_mb, replayable_batches
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -117,14 +118,13 @@ def keep_fp_names(model: "ov.Model", keep_fp: Sequence[str]) -> list[str]:
 
 def compiled_embed(compiled: "ov.CompiledModel") -> EmbedFn:
     """An embed function over a compiled model; fixed-batch models are fed their batch size."""
-    from .quantize_onnx import rebatch
+    from ..runners.base import embed_batches
 
     shape = compiled.input(0).get_partial_shape()
     fixed = shape[0].get_length() if shape[0].is_static else None
 
     def embed(inputs: np.ndarray) -> np.ndarray:
-        parts = [compiled(part)[0] for part in rebatch([inputs], fixed or 16)]
-        return np.concatenate(parts).reshape(len(inputs), -1)
+        return embed_batches(lambda part: compiled(part)[0], inputs, fixed or 16).reshape(len(inputs), -1)
 
     return embed
 

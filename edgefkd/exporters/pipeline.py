@@ -1,4 +1,10 @@
-"""`edgefkd export`: checkpoint -> ONNX -> (FP16 ONNX, OpenVINO, INT8, TensorRT), each validated.
+"""`edgefkd export`: checkpoint -> validated fp32 ONNX -> one step per (format, precision).
+
+The formats and what each can make come from the table (edgefkd/formats). `plan_export`
+turns --formats/--precisions into a declarative list of steps and refuses a bad request
+before any work; each step is the format's own `export(ctx, precision)`, then a check of
+the artifact against PyTorch with the format's runner (INT8 on faces its calibration never
+saw). Formats that write a bundle rather than one file per step (TensorRT) run last.
 
 Everything is built inside a staging directory that replaces the output directory only when
 every step succeeded, so a failed export leaves nothing behind (and an existing export is
@@ -18,7 +24,9 @@ from .. import __version__
 from ..contract import INPUT_UINT8_NHWC, PreprocessContract
 from ..errors import InputError, ValidationError
 from ..fileio import staged_directory
-from ..manifest import FORMATS, PRECISIONS, ArtifactEntry, Manifest
+from ..formats import all_formats, format_names
+from ..formats.base import ExportContext, Format
+from ..manifest import PRECISIONS, ArtifactEntry, Manifest
 from ..runners.base import Runner
 
 #: The INT8 artifacts are checked on faces the calibration never saw: at most this many.
@@ -56,6 +64,8 @@ class ExportOptions:
     force: bool = False
     # TensorRT options are passed through untouched to exporters.tensorrt
     tensorrt: dict[str, Any] = field(default_factory=dict)
+    #: platform the ONNX Runtime Mobile (.ort) graphs are optimised for: arm (phones) or amd64
+    ort_target: str = "arm"
 
 
 @dataclass
@@ -95,183 +105,214 @@ def _validation_faces(opts: ExportOptions, contract: PreprocessContract) -> tupl
     return faces, "16 generated random images (pass --val-images DIR to validate on real faces)"
 
 
-def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda msg: None) -> ExportReport:
-    """Run the whole export; returns the manifest written to the output directory."""
-    from ..models.loading import load_student
-    from ..runners.torch_runner import TorchRunner
-    from .onnx import convert_onnx_fp16, export_onnx
-    from .validate import check_parity, compare_runners, embed_in_batches
+@dataclass(frozen=True)
+class ExportStep:
+    """One artifact to make: a format at a precision."""
 
-    start = time.perf_counter()
-    formats = _parse_list(opts.formats, FORMATS, "format")
+    format: Format
+    precision: str
+
+
+@dataclass
+class ExportPlan:
+    steps: list[ExportStep]
+    #: formats written as a bundle after every step (see Format.bundle)
+    bundles: list[Format]
+    precisions: list[str]
+    notes: list[str]
+
+
+def plan_export(opts: ExportOptions) -> ExportPlan:
+    """The steps --formats/--precisions ask for; InputError for anything unknown, unsupported
+    or not installed, before any work is done."""
+    formats = _parse_list(opts.formats, format_names(), "format")
     precisions = _parse_list(opts.precisions, PRECISIONS, "precision")
     if opts.exporter not in ("dynamo", "legacy"):
         raise InputError(f"unknown exporter {opts.exporter!r}; choose dynamo or legacy")
+    chosen = [fmt for fmt in all_formats() if fmt.name in formats]
+    notes = []
+    for fmt in chosen:
+        supported = [p for p in precisions if p in fmt.precisions]
+        if not supported:
+            raise InputError(f"format {fmt.name} does not support {', '.join(precisions)} (it makes {', '.join(fmt.precisions)})")
+        if len(supported) < len(precisions):
+            notes.append(f"{fmt.name} makes no {', '.join(p for p in precisions if p not in supported)} artifact")
+        missing = fmt.missing_packages()
+        if missing:
+            raise InputError(f"format {fmt.name} needs {', '.join(missing)}, which is not installed: {fmt.install_hint()}")
+    if opts.accuracy_aware and "int8" in precisions and opts.pairs is None:
+        raise InputError("--accuracy-aware needs --pairs (a CSV, LFW pairs.txt or insightface .bin)")
+    if "ort" in formats and opts.ort_target not in ("arm", "amd64"):
+        raise InputError(f"unknown --ort-target {opts.ort_target!r}; choose arm or amd64")
+    # Float artifacts first, in table order; INT8 last, so calibration faces load only when needed.
+    steps = [ExportStep(fmt, p) for fmt in chosen if fmt.export for p in precisions if p in fmt.precisions]
+    steps.sort(key=lambda s: (s.precision == "int8", chosen.index(s.format), PRECISIONS.index(s.precision)))
+    return ExportPlan(steps, [fmt for fmt in chosen if fmt.bundle], precisions, notes)
 
-    student = load_student(
-        opts.checkpoint, opts.arch, strict=opts.strict, input_size=opts.input_size, mean=opts.mean,
-        std=opts.std, channel_order=opts.channel_order, name=opts.name,
-    )
-    notes = list(student.warnings)
-    out_dir = Path(opts.out) if opts.out else Path("export") / student.name
-    log(f"loaded {student.arch} from {opts.checkpoint}: {student.params / 1e6:.2f} M params, {student.embedding_size}-d, {student.contract.describe()}")
 
-    faces, face_source = _validation_faces(opts, student.contract)
-    reference = TorchRunner(student.module, student.contract).activate()
-    reference_emb = embed_in_batches(reference, reference.contract.prepare(faces), 8)
+class _Validator:
+    """Each artifact against the PyTorch reference on the validation faces; collects misses."""
 
-    base_meta = {
-        "edgefkd.version": __version__,
-        "edgefkd.model": student.name,
-        "edgefkd.arch": student.arch,
-        "edgefkd.embedding_size": str(student.embedding_size),
-        "edgefkd.checkpoint_sha256": student.checkpoint_sha256,
-    }
-    # What the artifacts take: the student's contract, with uint8 NHWC input if folded.
-    artifact_contract = (
-        student.contract.with_input_format(INPUT_UINT8_NHWC) if opts.fold_preprocess else student.contract
-    )
-    manifest = Manifest(model=student.model_info(), preprocess=artifact_contract)
-    failures: list[str] = []
+    def __init__(self, opts: ExportOptions, reference: Runner, faces: np.ndarray, ctx: ExportContext) -> None:
+        self.enabled = opts.validate
+        self.reference, self.faces, self.ctx = reference, faces, ctx
+        self.reference_emb = reference.embed_faces(faces, 8)
+        self.failures: list[str] = []
 
-    def validate(entry: ArtifactEntry, runner: Runner, calibration_faces: np.ndarray | None = None) -> None:
-        if not opts.validate:
+    def check(self, entry: ArtifactEntry, path: Path, fmt: Format) -> None:
+        from ..runners import open_runner
+        from .validate import check_parity, compare_runners
+
+        if not self.enabled:
             return
-        with runner:
-            if calibration_faces is None:
-                parity = compare_runners(reference, runner, faces, (1, 8), reference_emb)
+        unavailable = fmt.available()
+        if unavailable:
+            entry.extra["validation"] = f"skipped: {unavailable}"
+            return
+        with open_runner(path) as runner:
+            if entry.precision != "int8":
+                entry.parity = compare_runners(self.reference, runner, self.faces, (1, 8), self.reference_emb)
             else:
                 # INT8 is judged only on faces its calibration never saw.
                 from .int8_validation import calibration_disjoint_faces
 
-                unseen = calibration_disjoint_faces(faces, calibration_faces)
+                unseen = calibration_disjoint_faces(self.faces, self.ctx.calibration_faces())
                 if len(unseen) == 0:
                     raise InputError("every validation face is also a calibration face: pass --val-images with other faces")
-                parity = compare_runners(reference, runner, unseen, (1, 8))
-        entry.parity = parity
-        problem = check_parity(entry.path, entry.precision, parity)
+                entry.parity = compare_runners(self.reference, runner, unseen, (1, 8))
+        problem = check_parity(entry.path, entry.precision, entry.parity)
         if problem:
-            failures.append(problem)
+            self.failures.append(problem)
 
+
+def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda msg: None) -> ExportReport:
+    """Run the whole export; returns the manifest written to the output directory."""
+    from ..models.loading import load_student
+    from ..runners.torch_runner import TorchRunner
+
+    start = time.perf_counter()
+    plan = plan_export(opts)
+    student = load_student(
+        opts.checkpoint, opts.arch, strict=opts.strict, input_size=opts.input_size, mean=opts.mean,
+        std=opts.std, channel_order=opts.channel_order, name=opts.name,
+    )
+    notes = list(student.warnings) + plan.notes
+    out_dir = Path(opts.out) if opts.out else Path("export") / student.name
+    log(f"loaded {student.arch} from {opts.checkpoint}: {student.params / 1e6:.2f} M params, {student.embedding_size}-d, {student.contract.describe()}")
+    faces, face_source = _validation_faces(opts, student.contract)
+    reference = TorchRunner(student.module, student.contract).activate()
+    # What the artifacts take: the student's contract, with uint8 NHWC input if folded.
+    contract = student.contract.with_input_format(INPUT_UINT8_NHWC) if opts.fold_preprocess else student.contract
+    manifest = Manifest(model=student.model_info(), preprocess=contract)
     with staged_directory(out_dir, force=opts.force) as stage:
-        from ..runners import open_runner
-
-        def add(path: Path, fmt: str, precision: str, calibration_faces: np.ndarray | None = None, **extra: Any) -> ArtifactEntry:
-            entry = ArtifactEntry.for_file(stage, path, fmt, precision, **extra)
-            validate(entry, open_runner(path), calibration_faces)
-            manifest.upsert(entry)
-            parity = entry.parity
-            log(f"  {entry.path}: {entry.bytes / 1e6:.2f} MB" + (f", cosine min {parity['cosine_min']:.6f}" if parity else ""))
-            return entry
-
-        onnx_dir = stage / "onnx"
-        fp32_onnx = onnx_dir / "model_fp32.onnx"
-        meta32 = {**base_meta, "edgefkd.precision": "fp32"}
-        t0 = time.perf_counter()
-        result = export_onnx(
-            student.module, student.contract, fp32_onnx, opset=opts.opset, fold_preprocess=opts.fold_preprocess,
-            simplify=opts.simplify, exporter=opts.exporter, metadata=meta32,
-        )
-        notes += result.warnings
-        log(f"ONNX ({result.exporter} exporter, opset {opts.opset}): {result.nodes_before} -> {result.nodes_after} nodes after onnxsim"
-            f"{'' if result.simplified else ' (not simplified)'} in {time.perf_counter() - t0:.1f}s")
-        onnx_info = {"exporter": result.exporter, "opset": opts.opset, "nodes_before_simplify": result.nodes_before,
-                     "nodes": result.nodes_after, "simplified": result.simplified}
-        if "onnx" in formats and "fp32" in precisions:
-            add(fp32_onnx, "onnx", "fp32", onnx=onnx_info)
-        else:
+        ctx = _export_context(opts, student, contract, stage, log)
+        validator = _Validator(opts, reference, faces, ctx)
+        notes += _export_fp32_onnx(opts, student, ctx, log)
+        if not any(s.format.name == "onnx" and s.precision == "fp32" for s in plan.steps):
             # Not listed as an artifact, but every other artifact is built from it: a broken
             # intermediate must fail here, with its own numbers, not later as a vaguer miss.
-            validate(ArtifactEntry("onnx/model_fp32.onnx", "onnx", "fp32"), open_runner(fp32_onnx))
-        if "onnx" in formats and "fp16" in precisions:
-            path = convert_onnx_fp16(fp32_onnx, onnx_dir / "model_fp16.onnx", {"edgefkd.precision": "fp16"})
-            add(path, "onnx", "fp16")
-        if "openvino" in formats:
-            from .openvino import export_openvino
-
-            for precision in [p for p in precisions if p in ("fp32", "fp16")]:
-                xml = export_openvino(
-                    fp32_onnx, stage / "openvino" / f"model_{precision}.xml", fp16=precision == "fp16",
-                    metadata={**meta32, **artifact_contract.to_metadata(), "edgefkd.precision": precision},
-                )
-                add(xml, "openvino", precision)
-        if "int8" in precisions:
-            _export_int8(opts, formats, artifact_contract, stage, fp32_onnx, add, log, notes)
-        if "tensorrt" in formats:
-            from .tensorrt import TensorRTOptions, export_tensorrt
-
-            manifest.write(stage)
-            for entry in export_tensorrt(stage, manifest, precisions, TensorRTOptions(calib_source=opts.calib, **opts.tensorrt)):
+            onnx_format = next(f for f in all_formats() if f.name == "onnx")
+            validator.check(ArtifactEntry("onnx/model_fp32.onnx", "onnx", "fp32"), ctx.fp32_onnx, onnx_format)
+        for step in plan.steps:
+            manifest.upsert(_run_step(step, ctx, validator, log))
+        for fmt in plan.bundles:
+            for entry in fmt.bundle(ctx, manifest, plan.precisions):  # type: ignore[misc]
                 manifest.upsert(entry)
-        if ("onnx" not in formats or "fp32" not in precisions) and "tensorrt" not in formats:
-            # The fp32 ONNX was only an intermediate (the TensorRT bundle would build from it).
-            fp32_onnx.unlink()
-            if not any(onnx_dir.iterdir()):
-                onnx_dir.rmdir()
-        if failures:
+        _remove_intermediates(stage, manifest, keep_fp32=any(f.name == "tensorrt" for f in plan.bundles))
+        if validator.failures:
             raise ValidationError(
-                f"{len(failures)} artifact(s) failed validation against PyTorch on {face_source}: {'; '.join(failures)}"
-                " (pass --no-validate to keep them anyway)"
+                f"{len(validator.failures)} artifact(s) failed validation against PyTorch on {face_source}: "
+                f"{'; '.join(validator.failures)} (pass --no-validate to keep them anyway)"
             )
         manifest.write(stage)
     reference.deactivate()
     return ExportReport(manifest, out_dir, notes, time.perf_counter() - start, face_source)
 
 
-def _export_int8(
-    opts: ExportOptions,
-    formats: list[str],
-    contract: PreprocessContract,
-    stage: Path,
-    fp32_onnx: Path,
-    add: Callable[..., ArtifactEntry],
-    log: Callable[[str], None],
-    notes: list[str],
-) -> None:
-    """Quantize with the calibration set (default: the shipped calib_data/)."""
-    from ..calib import DEFAULT_SOURCE, load_calibration_faces
+def _export_context(opts: ExportOptions, student: Any, contract: PreprocessContract, stage: Path,
+                    log: Callable[[str], None]) -> ExportContext:
+    from ..calib import DEFAULT_SOURCE
 
+    metadata = {
+        "edgefkd.version": __version__,
+        "edgefkd.model": student.name,
+        "edgefkd.arch": student.arch,
+        "edgefkd.embedding_size": str(student.embedding_size),
+        "edgefkd.checkpoint_sha256": student.checkpoint_sha256,
+        **contract.to_metadata(),
+    }
     source = opts.calib or DEFAULT_SOURCE
+    loaded: list[np.ndarray] = []
+
+    def calibration_faces() -> np.ndarray:
+        """Loaded on first use (INT8 only), then shared by every INT8 step and its validation."""
+        if not loaded:
+            from ..calib import load_calibration_faces
+
+            t0 = time.perf_counter()
+            loaded.append(load_calibration_faces(source, contract.input_size, limit=opts.calib_count, seed=0))
+            log(f"calibration: {len(loaded[0])} faces from {source} ({time.perf_counter() - t0:.1f}s)")
+        return loaded[0]
+
+    options = {"calibration_source": source, "calib": opts.calib, "accuracy_aware": opts.accuracy_aware,
+               "pairs": opts.pairs, "max_acc_drop": opts.max_acc_drop, "tensorrt": opts.tensorrt,
+               "ort_target": opts.ort_target, "opset": opts.opset}  # fmt: skip
+    return ExportContext(
+        module=student.module, contract=contract, fp32_onnx=stage / "onnx" / "model_fp32.onnx", stage=stage,
+        metadata=metadata, calibration_faces=calibration_faces, keep_fp=opts.keep_fp, calib_method=opts.calib_method,
+        log=log, options=options,
+    )  # fmt: skip
+
+
+def _export_fp32_onnx(opts: ExportOptions, student: Any, ctx: ExportContext, log: Callable[[str], None]) -> list[str]:
+    """The validated source of every other artifact; returns the exporter's warnings."""
+    from .onnx import export_onnx
+
     t0 = time.perf_counter()
-    faces = load_calibration_faces(source, contract.input_size, limit=opts.calib_count, seed=0)
-    batches = [contract.prepare(faces[i : i + 32]) for i in range(0, len(faces), 32)]
-    log(f"calibration: {len(faces)} faces from {source} ({time.perf_counter() - t0:.1f}s)")
-    evaluator = None
-    if opts.accuracy_aware:
-        if opts.pairs is None:
-            raise InputError("--accuracy-aware needs --pairs (a CSV, LFW pairs.txt or insightface .bin)")
-        from ..verify.evaluator import PairAccuracy
+    # export_onnx adds the contract it exports with (folded or not) to the metadata.
+    metadata = {k: v for k, v in ctx.metadata.items() if k != "edgefkd.preprocess"}
+    result = export_onnx(
+        student.module, student.contract, ctx.fp32_onnx,
+        opset=opts.opset, fold_preprocess=opts.fold_preprocess, simplify=opts.simplify, exporter=opts.exporter,
+        metadata={**metadata, "edgefkd.precision": "fp32"},
+    )  # fmt: skip
+    seconds = time.perf_counter() - t0
+    log(f"ONNX ({result.exporter} exporter, opset {opts.opset}): {result.nodes_before} -> {result.nodes_after} nodes after onnxsim"
+        f"{'' if result.simplified else ' (not simplified)'} in {seconds:.1f}s")
+    ctx.record(ctx.fp32_onnx, export_seconds=round(seconds, 3), onnx={
+        "exporter": result.exporter, "opset": opts.opset, "nodes_before_simplify": result.nodes_before,
+        "nodes": result.nodes_after, "simplified": result.simplified})  # fmt: skip
+    return result.warnings
 
-        evaluator = PairAccuracy(opts.pairs, contract)
-    provenance = {"calibration_source": str(source), "calibration_faces": int(len(faces))}
-    if "onnx" in formats:
-        out = stage / "onnx" / "model_int8_qdq.onnx"
-        if evaluator is not None:
-            from .accuracy_aware import quantize_onnx_accuracy_aware
 
-            info = quantize_onnx_accuracy_aware(
-                fp32_onnx, out, batches, evaluator, opts.max_acc_drop, method=opts.calib_method, keep_fp=opts.keep_fp
-            )
-            reverted = ", ".join(r["node"] for r in info["reverted"]) or "none"
-            log(f"accuracy-aware Q/DQ: fp32 {info['fp32_accuracy']:.2f}% -> int8 {info['int8_accuracy']:.2f}% "
-                f"(bound {opts.max_acc_drop} pp); reverted to float: {reverted}")
-        else:
-            from .quantize_onnx import quantize_onnx_qdq
+def _run_step(step: ExportStep, ctx: ExportContext, validator: _Validator, log: Callable[[str], None]) -> ArtifactEntry:
+    """Export one artifact with its format, describe it for the manifest, validate it."""
+    fmt = step.format
+    assert fmt.export is not None
+    t0 = time.perf_counter()
+    try:
+        path = fmt.export(ctx, step.precision)
+    except ImportError as exc:  # a converter the format's `requires` did not name
+        raise InputError(f"format {fmt.name} needs {exc.name or exc}, which is not installed: {fmt.install_hint()}") from None
+    info = {"export_seconds": round(time.perf_counter() - t0, 3), **ctx.artifact_info.get(path, {})}
+    entry = ArtifactEntry.for_file(ctx.stage, path, fmt.name, step.precision, **_jsonable(info))
+    entry.bytes = path.stat().st_size + sum(p.stat().st_size for p in fmt.companions(path))
+    validator.check(entry, path, fmt)
+    parity = entry.parity
+    log(f"  {entry.path}: {entry.bytes / 1e6:.2f} MB" + (f", cosine min {parity['cosine_min']:.6f}" if parity else ""))
+    return entry
 
-            info = quantize_onnx_qdq(fp32_onnx, out, batches, method=opts.calib_method, keep_fp=opts.keep_fp)
-        add(out, "onnx", "int8", calibration_faces=faces, quantization={**_jsonable(info), **provenance})
-    if "openvino" in formats:
-        from .openvino_int8 import quantize_openvino_int8
 
-        out = stage / "openvino" / "model_int8.xml"
-        info = quantize_openvino_int8(
-            fp32_onnx, out, batches, keep_fp=opts.keep_fp,
-            accuracy_control=evaluator.from_embed if evaluator is not None else None,
-            max_drop=opts.max_acc_drop if evaluator is not None else None,
-        )
-        if evaluator is not None:
-            log(f"accuracy-controlled OpenVINO INT8: fp32 {info['fp32_accuracy']:.2f}% -> int8 {info['int8_accuracy']:.2f}%")
-        add(out, "openvino", "int8", calibration_faces=faces, quantization={**_jsonable(info), **provenance})
+def _remove_intermediates(stage: Path, manifest: Manifest, keep_fp32: bool) -> None:
+    """ONNX files other formats were made from but nobody asked for (the TensorRT bundle
+    builds from the fp32 ONNX, so it stays when TensorRT was asked for)."""
+    onnx_dir = stage / "onnx"
+    listed = {stage / a.path for a in manifest.artifacts}
+    for path in onnx_dir.glob("*.onnx"):
+        if path not in listed and not (keep_fp32 and path.name == "model_fp32.onnx"):
+            path.unlink()
+    if onnx_dir.is_dir() and not any(onnx_dir.iterdir()):
+        onnx_dir.rmdir()
 
 
 def _jsonable(info: dict[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..errors import ExportError, InputError
 from ..fileio import atomic_path
-from .onnx import merge_metadata
+from ..formats.onnx import merge_metadata
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx

@@ -24,10 +24,6 @@ THRESHOLDS: dict[str, tuple[str, float]] = {
 }
 
 
-def embed_in_batches(runner: Runner, inputs: np.ndarray, batch_size: int) -> np.ndarray:
-    return np.concatenate([runner.infer(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
-
-
 def parity_stats(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
     """verify-parity's agreement statistics plus the largest absolute difference."""
     stats = agreement(reference, candidate)
@@ -48,11 +44,11 @@ def compare_runners(
     preprocessing (uint8 input) is compared on exactly the same pixels.
     """
     if reference_embeddings is None:
-        reference_embeddings = embed_in_batches(reference, reference.contract.prepare(faces), max(batch_sizes))
+        reference_embeddings = reference.embed_faces(faces, max(batch_sizes))
     candidate_input = candidate.contract.prepare(faces)
     per_batch = []
     for bs in batch_sizes:
-        emb = embed_in_batches(candidate, candidate_input, bs)
+        emb = candidate.embed(candidate_input, bs)
         if emb.shape != reference_embeddings.shape:
             raise ValidationError(
                 f"{candidate.name}: embeddings of shape {emb.shape} at batch {bs}, PyTorch gives {reference_embeddings.shape}"

@@ -45,6 +45,35 @@ class ExportContext:
     calib_method: str = "minmax"
     log: Callable[[str], None] = lambda msg: None
     options: dict[str, Any] = field(default_factory=dict)
+    #: artifact path -> extra manifest keys an exporter recorded for it (see `record`)
+    artifact_info: dict[Path, dict[str, Any]] = field(default_factory=dict)
+
+    def record(self, artifact: Path, **info: Any) -> None:
+        """Keys to add to the manifest entry of `artifact` (e.g. quantization details)."""
+        self.artifact_info.setdefault(Path(artifact), {}).update(info)
+
+    def calibration_batches(self, batch_size: int = 32) -> list[np.ndarray]:
+        """The calibration faces prepared with the contract, in batches."""
+        faces = self.calibration_faces()
+        return [self.contract.prepare(faces[i : i + batch_size]) for i in range(0, len(faces), batch_size)]
+
+    def calibration_provenance(self) -> dict[str, Any]:
+        """What the INT8 artifacts were calibrated on, for their manifest entries."""
+        return {"calibration_source": str(self.options.get("calibration_source")),
+                "calibration_faces": int(len(self.calibration_faces()))}  # fmt: skip
+
+    def pair_evaluator(self) -> Any:
+        """Pair accuracy on --pairs for accuracy-aware INT8 (built once), or None when not asked for."""
+        if not self.options.get("accuracy_aware"):
+            return None
+        if "_pair_evaluator" not in self.options:
+            from ..verify.evaluator import PairAccuracy
+
+            pairs = self.options.get("pairs")
+            if pairs is None:
+                raise InputError("--accuracy-aware needs --pairs (a CSV, LFW pairs.txt or insightface .bin)")
+            self.options["_pair_evaluator"] = PairAccuracy(pairs, self.contract)
+        return self.options["_pair_evaluator"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +98,33 @@ class Format:
     available: Callable[[], str | None]
     #: extra files that belong to an artifact (e.g. OpenVINO .bin, NCNN .bin), for size and hashing
     companions: Callable[[Path], list[Path]] = lambda path: []
+    #: the runtime that runs it, as reports name it (e.g. "onnxruntime"); "" means `name`
+    runtime: str = ""
+    #: importable modules the converter and runtime need; export checks them before any work
+    #: and names `extra` when one is missing
+    requires: tuple[str, ...] = ()
+    #: formats that are not one file per (format, precision) step (TensorRT's engine bundle):
+    #: (ctx, manifest, precisions) -> manifest entries, run after every per-artifact step
+    bundle: Callable[[ExportContext, Any, Sequence[str]], list[Any]] | None = None
+
+    @property
+    def runtime_name(self) -> str:
+        return self.runtime or self.name
+
+    def missing_packages(self) -> list[str]:
+        """The modules in `requires` that cannot be imported here."""
+        import importlib.util
+
+        def missing(module: str) -> bool:
+            try:
+                return importlib.util.find_spec(module) is None
+            except (ImportError, ValueError):  # a parent package that is itself missing or broken
+                return True
+
+        return [m for m in self.requires if missing(m)]
+
+    def install_hint(self) -> str:
+        return f"pip install 'edgefkd[{self.extra}]'" if self.extra else "pip install edgefkd"
 
     def matches(self, path: str | Path) -> bool:
         name = Path(path).name.lower()

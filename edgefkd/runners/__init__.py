@@ -1,69 +1,39 @@
 """Runners for every backend behind one interface, and `open_runner` to pick one by file.
 
-Importing this package is cheap; backends are imported when a runner activates.
+Which format a file is, how its metadata is read and which runner runs it all come from
+the table of formats (edgefkd/formats). Importing this package is cheap; backends are
+imported when a runner activates.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-
 
 from ..contract import METADATA_PREFIX, PreprocessContract
 from ..errors import InputError
-from .base import Runner
+from .base import Runner, embed_batches
 
-ONNX_SUFFIXES = (".onnx",)
-OPENVINO_SUFFIXES = (".xml",)
+# Kept for the TensorRT runner, which checks an engine's suffix before reading its sidecar.
 TENSORRT_SUFFIXES = (".engine", ".plan", ".trt")
 
 
 def artifact_format(path: str | Path) -> str:
-    suffix = Path(path).suffix.lower()
-    if suffix in ONNX_SUFFIXES:
-        return "onnx"
-    if suffix in OPENVINO_SUFFIXES:
-        return "openvino"
-    if suffix in TENSORRT_SUFFIXES:
-        return "tensorrt"
-    raise InputError(f"{path}: unknown artifact type {suffix!r} (expected .onnx, .xml, .engine/.plan)")
+    """The format name (`--formats` / manifest "format") of an artifact file."""
+    from ..formats import format_for_path
+
+    return format_for_path(path).name
 
 
 def read_artifact_metadata(path: str | Path) -> dict[str, str]:
-    """edgefkd.* metadata of an artifact as flat `edgefkd.<key>` -> string.
+    """edgefkd.* metadata of an artifact as flat `edgefkd.<key>` -> string, read the way its
+    format stores it (ONNX metadata_props, OpenVINO rt_info, a sidecar JSON...)."""
+    from ..formats import format_for_path
 
-    ONNX: metadata_props; OpenVINO: rt_info["edgefkd"]; TensorRT: the sidecar `<engine>.json`.
-    """
     path = Path(path)
+    fmt = format_for_path(path)
     if not path.is_file():
         raise InputError(f"artifact not found: {path}")
-    fmt = artifact_format(path)
-    if fmt == "onnx":
-        import onnx
-
-        try:
-            model = onnx.load(str(path), load_external_data=False)
-        except Exception as exc:
-            raise InputError(f"{path} is not a readable ONNX model: {str(exc).splitlines()[0][:200]}") from None
-        return {p.key: p.value for p in model.metadata_props if p.key.startswith(METADATA_PREFIX)}
-    if fmt == "openvino":
-        import openvino as ov
-
-        try:
-            model = ov.Core().read_model(str(path))
-        except Exception as exc:
-            raise InputError(f"{path} is not a readable OpenVINO IR: {str(exc).splitlines()[0][:200]}") from None
-        from ..exporters.openvino import get_rt_metadata
-
-        return get_rt_metadata(model)
-    sidecar = path.with_name(path.name + ".json")
-    if not sidecar.is_file():
-        return {}
-    try:
-        data = json.loads(sidecar.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{sidecar} is not valid JSON: {exc}") from None
-    return {METADATA_PREFIX + k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
+    return fmt.read_metadata(path)
 
 
 def artifact_contract(path: str | Path) -> PreprocessContract | None:
@@ -85,13 +55,17 @@ def open_runner(
     """An inactive runner for an artifact file, its contract read from its own metadata.
 
     `contract` overrides the metadata (needed for foreign artifacts without edgefkd metadata).
+    Each format's runner takes the options it understands (device and hints: OpenVINO;
+    providers: ONNX Runtime; threads: most) and ignores the rest.
     """
+    from ..formats import format_for_path
+
     path = Path(path)
-    fmt = artifact_format(path)
+    fmt = format_for_path(path)
     if not path.is_file():
         raise InputError(f"artifact not found: {path}")
     # Reading metadata parses the whole model; skip it when the caller already knows both.
-    meta = {} if contract is not None and precision is not None else read_artifact_metadata(path)
+    meta = {} if contract is not None and precision is not None else fmt.read_metadata(path)
     if contract is None:
         contract = PreprocessContract.from_metadata(meta)
         if contract is None:
@@ -99,20 +73,10 @@ def open_runner(
                 f"{path} carries no edgefkd preprocessing contract; pass --input-size/--mean/--std/--channel-order"
             )
     precision = precision or meta.get(METADATA_PREFIX + "precision", "fp32")
-    if fmt == "onnx":
-        from .onnxruntime_runner import OnnxRuntimeRunner
-
-        return OnnxRuntimeRunner(path, contract, precision, providers=providers, threads=threads, name=name)
-    if fmt == "openvino":
-        from .openvino_runner import OpenVINORunner
-
-        return OpenVINORunner(
-            path, contract, precision, device=device, inference_precision=inference_precision,
-            performance_hint=performance_hint, threads=threads, name=name,
-        )
-    from .tensorrt_runner import TensorRTRunner  # type: ignore[import-not-found]
-
-    return TensorRTRunner(path, contract, precision, name=name)
+    return fmt.runner(
+        path, contract, precision, device=device, inference_precision=inference_precision,
+        performance_hint=performance_hint, threads=threads, providers=providers, name=name,
+    )  # fmt: skip
 
 
-__all__ = ["Runner", "open_runner", "read_artifact_metadata", "artifact_contract", "artifact_format"]
+__all__ = ["Runner", "embed_batches", "open_runner", "read_artifact_metadata", "artifact_contract", "artifact_format"]

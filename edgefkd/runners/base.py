@@ -9,14 +9,17 @@ same runners, so a parity number and a latency number always describe the same t
 
 Lifecycle: `activate()` loads/compiles (timed as first-inference cost by the benchmark),
 `infer()` runs one batch synchronously, `deactivate()` frees resources. Runners are
-context managers. `infer` takes any batch size the artifact's profile allows.
+context managers. `infer` takes any batch size: a runner whose artifact takes at most
+`max_batch` inputs per call (a fixed batch-1 ONNX, say) splits the batch itself, so callers
+never need to know an artifact's batch limit. `embed_batches` is the one loop that embeds
+many inputs in bounded batches.
 """
 
 from __future__ import annotations
 
 import abc
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -24,9 +27,22 @@ from ..contract import PreprocessContract
 from ..errors import EdgeFKDError
 
 
+def embed_batches(infer: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, batch_size: int | None) -> np.ndarray:
+    """`infer` over `inputs` in batches of at most `batch_size` (None: all at once), concatenated."""
+    if batch_size is None or len(inputs) <= batch_size:
+        return np.asarray(infer(inputs))
+    return np.concatenate([np.asarray(infer(inputs[i : i + batch_size])) for i in range(0, len(inputs), batch_size)])
+
+
 class Runner(abc.ABC):
     #: "torch", "onnxruntime", "openvino", "tensorrt"
     backend: str = "?"
+    #: The most inputs one call of the artifact takes (None: any). Subclasses set it when
+    #: they activate, from the artifact's declared input shape.
+    max_batch: int | None = None
+    #: True when the artifact takes exactly `max_batch` inputs (a fixed batch axis): a
+    #: shorter last chunk is padded and the padding's outputs dropped.
+    fixed_batch: bool = False
 
     def __init__(self, name: str, contract: PreprocessContract, precision: str = "fp32") -> None:
         self.name = name
@@ -61,20 +77,31 @@ class Runner(abc.ABC):
         """Embeddings (N, D) float32 for a prepared input batch (see contract.prepare)."""
         if not self.is_active:
             raise EdgeFKDError(f"runner {self.name} used before activate()")
-        out = np.asarray(self._infer(batch), dtype=np.float32)
+        out = np.asarray(embed_batches(self._infer_limited, batch, self.max_batch), dtype=np.float32)
         if out.ndim != 2 or out.shape[0] != batch.shape[0]:
             raise EdgeFKDError(
                 f"{self.name}: expected embeddings of shape (N={batch.shape[0]}, D), got {tuple(out.shape)}"
             )
         return out
 
-    def embed_faces(self, faces_rgb: np.ndarray) -> np.ndarray:
-        """Prepare RGB uint8 faces (N, H, W, 3) with this runner's contract and infer."""
-        return self.infer(self.contract.prepare(faces_rgb))
+    def _infer_limited(self, chunk: np.ndarray) -> np.ndarray:
+        short = (self.max_batch or 0) - len(chunk)
+        if not (self.fixed_batch and short > 0):
+            return self._infer(chunk)
+        padded = np.concatenate([chunk, np.zeros((short, *chunk.shape[1:]), dtype=chunk.dtype)])
+        return np.asarray(self._infer(padded))[: len(chunk)]
+
+    def embed(self, inputs: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Embeddings of prepared inputs, `batch_size` at a time (bounds memory; None: one call)."""
+        return embed_batches(self.infer, inputs, batch_size)
+
+    def embed_faces(self, faces_rgb: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Prepare RGB uint8 faces (N, H, W, 3) with this runner's contract and embed them."""
+        return self.embed(self.contract.prepare(faces_rgb), batch_size)
 
     def describe(self) -> dict[str, Any]:
         """Backend details worth recording in a report (device, threads, provider...)."""
-        return {"backend": self.backend, "precision": self.precision}
+        return {"backend": self.backend, "precision": self.precision, "max_batch": self.max_batch}
 
     @abc.abstractmethod
     def _activate(self) -> None: ...

@@ -1,4 +1,5 @@
-"""ONNX Runtime runner: CPU by default; CUDA/TensorRT execution providers when present."""
+"""ONNX Runtime runner (.onnx and ONNX Runtime Mobile .ort): CPU by default; CUDA/TensorRT
+execution providers when present."""
 
 from __future__ import annotations
 
@@ -46,7 +47,12 @@ class OnnxRuntimeRunner(Runner):
             self.session = ort.InferenceSession(str(self.path), opts, providers=self.providers)
         except Exception as exc:
             raise InputError(f"ONNX Runtime cannot load {self.path}: {str(exc).splitlines()[0][:240]}") from None
-        self.input_name = self.session.get_inputs()[0].name
+        declared = self.session.get_inputs()[0]
+        self.input_name = declared.name
+        # A number (not a symbolic name) on the batch axis: the graph takes exactly that many.
+        batch_dim = declared.shape[0] if declared.shape else None
+        self.max_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
+        self.fixed_batch = self.max_batch is not None
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch})[0]

@@ -61,6 +61,7 @@ class OpenVINORunner(Runner):
         except Exception as exc:
             raise InputError(f"OpenVINO cannot load {self.path}: {str(exc).splitlines()[0][:240]}") from None
         self.request = self.compiled.create_infer_request()
+        self.max_batch, self.fixed_batch = _batch_limit(self.compiled.input(0).get_partial_shape())
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         result = self.request.infer({0: batch}, share_inputs=True)
@@ -80,3 +81,14 @@ class OpenVINORunner(Runner):
             except Exception:  # property not exposed by every device plugin
                 pass
         return info
+
+
+def _batch_limit(shape: Any) -> tuple[int | None, bool]:
+    """(most inputs per call or None, whether exactly that many) from the IR's input shape."""
+    if shape.rank.is_dynamic or len(shape) == 0:
+        return None, False
+    batch = shape[0]
+    if batch.is_static:
+        return batch.get_length(), True
+    upper = batch.get_max_length()
+    return (upper, False) if upper > 0 else (None, False)

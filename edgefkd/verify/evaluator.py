@@ -40,7 +40,9 @@ class PairAccuracy:
 
     def from_embed(self, embed: Callable[[np.ndarray], np.ndarray]) -> float:
         """Accuracy of `embed(prepared batch) -> embeddings` (NNCF's accuracy control hands one)."""
-        return self.from_embeddings(np.concatenate([embed(self.inputs[i : i + 64]) for i in range(0, len(self.inputs), 64)]))
+        from ..runners.base import embed_batches
+
+        return self.from_embeddings(embed_batches(embed, self.inputs, 64))
 
     def __call__(self, model_path: str | os.PathLike[str]) -> float:
         from ..runners import open_runner

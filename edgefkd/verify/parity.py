@@ -31,7 +31,7 @@ class ModelSource:
 
     label: str
     path: str
-    format: str  # pytorch | onnx | openvino | tensorrt
+    format: str  # pytorch, or a name from the table of formats
     precision: str
     open: Callable[[], Any] | None  # -> inactive Runner; None when skipped
     skip_reason: str | None = None
@@ -120,16 +120,13 @@ def find_export_dir(artifact: Path) -> Path | None:
 
 def export_artifacts(export_dir: Path, manifest: Manifest, ov_device: str = "CPU") -> list[ModelSource]:
     """Every artifact of an export's manifest; deferred or missing ones as skipped rows."""
+    from ..formats import artifact_file, runnable_reason
+
     sources = []
     for entry in manifest.artifacts:
-        path = export_dir / entry.path
-        status = entry.extra.get("status")
-        reason = None
-        if status not in (None, "ok", "built", "exported", "valid", "passed"):
-            # The manifest's own "reason" (how to build it) stays in the manifest; the row says why not here.
-            reason = f"manifest status {status!r}"
-        elif not path.is_file():
-            reason = f"file {entry.path} is missing"
+        path = artifact_file(export_dir, entry)
+        # The manifest's own "reason" (how to build it) stays in the manifest; the row says why not here.
+        reason = runnable_reason(export_dir, entry)
         if reason:
             sources.append(ModelSource(entry.path, str(path), entry.format, entry.precision, None, reason))
         else:
@@ -153,7 +150,8 @@ def teacher_source(
     channel_order: str | None = None,
     ov_device: str = "CPU",
 ) -> ModelSource:
-    """The teacher: a checkpoint, an export directory (its checkpoint) or an ONNX/OpenVINO file."""
+    """The teacher: a checkpoint, an export directory (its checkpoint) or an artifact of any format."""
+    from ..formats import all_formats
     from ..runners import artifact_contract, artifact_format
 
     path = Path(spec)
@@ -165,7 +163,7 @@ def teacher_source(
         )
     if not path.is_file():
         raise InputError(f"teacher not found: {path}")
-    if path.suffix.lower() in (".onnx", ".xml"):
+    if any(fmt.matches(path) for fmt in all_formats()):
         contract = artifact_contract(path)
         overrides = (input_size, mean, std, channel_order)
         if contract is None and all(v is None for v in overrides):
@@ -189,7 +187,7 @@ class Embedded:
     backend: dict[str, Any] = field(default_factory=dict)
     activate_seconds: float = 0.0
     embed_seconds: float = 0.0
-    #: images per inference call (1 for fixed-batch artifacts)
+    #: images per inference call (the artifact's own limit when below --batch-size)
     batch_limit: int = 1
 
 
@@ -198,34 +196,19 @@ def _first_line(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:240]
 
 
-def _infer(runner: Any, faces_rgb: np.ndarray, max_batch: int) -> np.ndarray:
-    batch = runner.contract.prepare(faces_rgb)
+def _infer(runner: Any, faces_rgb: np.ndarray) -> np.ndarray:
     try:
-        return np.concatenate([runner.infer(batch[i : i + max_batch]) for i in range(0, len(batch), max_batch)])
+        return runner.embed_faces(faces_rgb)
     except Exception as exc:  # backends raise their own exception types; report one line
         raise InputError(f"{runner.name}: inference failed: {_first_line(exc)}") from None
 
 
-def _embed_batch(runner: Any, faces_rgb: np.ndarray, flip: bool, max_batch: int) -> np.ndarray:
-    emb = _infer(runner, faces_rgb, max_batch)
+def _embed_batch(runner: Any, faces_rgb: np.ndarray, flip: bool) -> np.ndarray:
+    emb = _infer(runner, faces_rgb)
     if flip:
         # Flip test: the embedding of the face plus that of its mirror image.
-        emb = emb + _infer(runner, np.ascontiguousarray(faces_rgb[:, :, ::-1]), max_batch)
+        emb = emb + _infer(runner, np.ascontiguousarray(faces_rgb[:, :, ::-1]))
     return emb
-
-
-def _batch_limit(runner: Any, batch_size: int) -> int:
-    """`batch_size`, or 1 for artifacts exported with a fixed batch of one (many upstream ONNX files).
-
-    If a single image fails too, the first real batch reports that error.
-    """
-    if batch_size == 1:
-        return 1
-    try:
-        runner.infer(runner.contract.example_input(2))
-        return batch_size
-    except Exception:  # a fixed batch axis shows up as the backend's own shape error
-        return 1
 
 
 def embed_all(
@@ -259,7 +242,7 @@ def embed_all(
                 continue
             runners.append((result, runner))
             result.activate_seconds = runner.activate_seconds or 0.0
-            result.batch_limit = _batch_limit(runner, batch_size)
+            result.batch_limit = min(batch_size, runner.max_batch or batch_size)
             result.contract = runner.contract
             result.backend = runner.describe()
             if result.source.precision == "?":
@@ -272,7 +255,7 @@ def embed_all(
                 if size not in fitted:
                     fitted[size] = np.stack([fit_face(face, size) for face in decoded])
                 start = time.perf_counter()
-                chunks[id(result)].append(_embed_batch(runner, fitted[size], flip, result.batch_limit))
+                chunks[id(result)].append(_embed_batch(runner, fitted[size], flip))
                 result.embed_seconds += time.perf_counter() - start
             if on_batch:
                 on_batch(len(decoded))

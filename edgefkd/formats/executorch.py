@@ -23,17 +23,20 @@ from ..errors import BackendUnavailable, ExportError, InputError
 from ..runners.base import Runner
 from .base import ExportContext, Format, read_sidecar, sidecar_path, write_sidecar
 from .pt2e import calibration_inputs, quantize_static
-from .torch_source import capture, converter_error, example_input, first_line, infer_in_chunks
+from .torch_source import capture, converter_error, example_input, first_line
 
 NAME = "executorch"
 
 
 def available() -> str | None:
+    """Whether the runtime is installed, found without importing it (list-formats stays fast)."""
+    import importlib.util
+
     try:
-        import executorch.runtime  # noqa: F401
-    except ImportError as exc:
+        found = importlib.util.find_spec("executorch.runtime") is not None
+    except (ImportError, ValueError) as exc:
         return f"install edgefkd[executorch] ({exc})"
-    return None
+    return None if found else "install edgefkd[executorch] (no executorch package)"
 
 
 def _half_precision(module: Any) -> Any:
@@ -51,14 +54,14 @@ def _half_precision(module: Any) -> Any:
     return HalfPrecision(module)
 
 
-def _program(ctx: ExportContext, precision: str, example: Any) -> Any:
-    """The exported program to lower for a precision."""
+def _program(ctx: ExportContext, precision: str, example: Any) -> tuple[Any, dict[str, Any] | None]:
+    """(exported program to lower, quantization record) for a precision."""
     import torch
 
     if precision == "fp16":
         if isinstance(ctx.module, torch.jit.ScriptModule):
-            return capture(ctx.module, example, NAME)  # its one-line TorchScript error
-        return capture(_half_precision(ctx.module), example, NAME)
+            return capture(ctx.module, example, NAME), None  # its one-line TorchScript error
+        return capture(_half_precision(ctx.module), example, NAME), None
     if precision == "int8":
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
             XNNPACKQuantizer,
@@ -66,9 +69,9 @@ def _program(ctx: ExportContext, precision: str, example: Any) -> Any:
         )
 
         quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-        quantized = quantize_static(ctx.module, quantizer, calibration_inputs(ctx), fmt=NAME, keep_fp=ctx.keep_fp, log=ctx.log)
-        return capture(quantized, example, NAME)
-    return capture(ctx.module, example, NAME)
+        quantized, info = quantize_static(ctx.module, quantizer, calibration_inputs(ctx), fmt=NAME, keep_fp=ctx.keep_fp, log=ctx.log)
+        return capture(quantized, example, NAME), info
+    return capture(ctx.module, example, NAME), None
 
 
 def export(ctx: ExportContext, precision: str) -> Path:
@@ -81,7 +84,7 @@ def export(ctx: ExportContext, precision: str) -> Path:
     except ImportError as exc:
         raise BackendUnavailable(f"executorch export needs executorch: install edgefkd[executorch] ({exc})") from None
     example = example_input(ctx.contract, NAME)
-    program = _program(ctx, precision, example)
+    program, quantization = _program(ctx, precision, example)
     try:
         lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch()
     except (InputError, ExportError):
@@ -91,6 +94,8 @@ def export(ctx: ExportContext, precision: str) -> Path:
     out = ctx.stage / NAME / f"model_{precision}.pte"
     atomic_write_bytes(out, lowered.buffer)
     write_sidecar(out, {**ctx.metadata, METADATA_PREFIX + "precision": precision})
+    if quantization:
+        ctx.record(out, quantization={**quantization, **ctx.calibration_provenance()})
     return out
 
 
@@ -111,8 +116,6 @@ class ExecuTorchRunner(Runner):
         super().__init__(name or Path(path).name, contract, precision)
         self.path = Path(path)
         self.threads = threads
-        #: the batch the program was lowered at (read from its input metadata on activate)
-        self.max_batch: int | None = 1
         self.method: Any = None
 
     def _activate(self) -> None:
@@ -133,15 +136,14 @@ class ExecuTorchRunner(Runner):
             raise InputError(f"{self.path} is not a readable ExecuTorch program: {first_line(exc)}") from None
         if self.method is None:
             raise InputError(f"{self.path} has no 'forward' method")
+        # lowered at a static shape: the base splits batches to it and pads the last one
         self.max_batch = int(sizes[0])
+        self.fixed_batch = True
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
-        return infer_in_chunks(batch, self.max_batch, True, self._invoke)
-
-    def _invoke(self, part: np.ndarray) -> np.ndarray:
         import torch
 
-        return self.method.execute([torch.from_numpy(part)])[0].numpy()
+        return self.method.execute([torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))])[0].numpy()
 
     def _deactivate(self) -> None:
         self.method = None
@@ -163,6 +165,8 @@ FORMAT = Format(
     precisions=("fp32", "fp16", "int8"),
     source="torch",
     extra="executorch",
+    runtime="executorch",
+    requires=("executorch",),
     export=export,
     read_metadata=read_metadata,
     runner=runner,

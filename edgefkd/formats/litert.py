@@ -24,17 +24,20 @@ from ..errors import BackendUnavailable, ExportError, InputError
 from ..runners.base import Runner
 from .base import ExportContext, Format, read_sidecar, sidecar_path, write_sidecar
 from .pt2e import calibration_inputs, quantize_static
-from .torch_source import capture, converter_error, example_input, first_line, infer_in_chunks
+from .torch_source import capture, converter_error, example_input, first_line
 
 NAME = "litert"
 
 
 def available() -> str | None:
+    """Whether the runtime is installed, found without importing it (list-formats stays fast)."""
+    import importlib.util
+
     try:
-        import ai_edge_litert.interpreter  # noqa: F401
-    except ImportError as exc:
+        found = importlib.util.find_spec("ai_edge_litert.interpreter") is not None
+    except (ImportError, ValueError) as exc:
         return f"install edgefkd[litert] ({exc})"
-    return None
+    return None if found else "install edgefkd[litert] (no ai_edge_litert package)"
 
 
 def _converter() -> Any:
@@ -45,23 +48,23 @@ def _converter() -> Any:
     return litert_torch
 
 
-def _quant_config(ctx: ExportContext, precision: str) -> tuple[Any, Any]:
-    """(module to convert, quant_config) for a precision."""
+def _quant_config(ctx: ExportContext, precision: str) -> tuple[Any, Any, dict[str, Any] | None]:
+    """(module to convert, quant_config, quantization record) for a precision."""
     if precision == "fp16":
         from litert_torch.generative.quantize import quant_recipes
 
-        return ctx.module, quant_recipes.full_fp16_recipe()
+        return ctx.module, quant_recipes.full_fp16_recipe(), None
     if precision == "int8":
         from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
         from litert_torch.quantize.quant_config import QuantConfig
 
         quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
-        module = quantize_static(
+        module, info = quantize_static(
             ctx.module, quantizer, calibration_inputs(ctx), fmt=NAME, keep_fp=ctx.keep_fp, log=ctx.log,
             fold_quantize=False,
         )
-        return module, QuantConfig(pt2e_quantizer=quantizer)
-    return ctx.module, None
+        return module, QuantConfig(pt2e_quantizer=quantizer), info
+    return ctx.module, None, None
 
 
 def export(ctx: ExportContext, precision: str) -> Path:
@@ -72,7 +75,7 @@ def export(ctx: ExportContext, precision: str) -> Path:
     example = example_input(ctx.contract, NAME)
     if precision == "fp32":
         capture(ctx.module, example, NAME)  # a clear error for TorchScript / unexportable models
-    module, quant_config = _quant_config(ctx, precision)
+    module, quant_config, quantization = _quant_config(ctx, precision)
     out = ctx.stage / NAME / f"model_{precision}.tflite"
     try:
         edge_model = litert_torch.convert(module, (example,), quant_config=quant_config)
@@ -83,6 +86,8 @@ def export(ctx: ExportContext, precision: str) -> Path:
     except Exception as exc:
         raise converter_error(NAME, exc) from exc
     write_sidecar(out, {**ctx.metadata, METADATA_PREFIX + "precision": precision})
+    if quantization:
+        ctx.record(out, quantization={**quantization, **ctx.calibration_provenance()})
     return out
 
 
@@ -103,8 +108,6 @@ class LiteRTRunner(Runner):
         super().__init__(name or Path(path).name, contract, precision)
         self.path = Path(path)
         self.threads = threads
-        #: largest batch one invoke takes (None: any); known from the input signature on activate
-        self.max_batch: int | None = 1
         self.interpreter: Any = None
 
     def _activate(self) -> None:
@@ -122,19 +125,18 @@ class LiteRTRunner(Runner):
         self.output = self.interpreter.get_output_details()[0]
         if self.input["dtype"] != np.float32:
             raise InputError(f"{self.path}: input is {np.dtype(self.input['dtype']).name}, edgefkd runs float32-input models")
+        # the input signature says whether the batch is fixed (the base splits and pads to it)
         batch = int(self.input["shape_signature"][0])
         self.max_batch = None if batch == -1 else batch
+        self.fixed_batch = self.max_batch is not None
         self._batch = int(self.input["shape"][0])
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
-        return infer_in_chunks(batch, self.max_batch, self.max_batch is not None, self._invoke)
-
-    def _invoke(self, part: np.ndarray) -> np.ndarray:
-        if len(part) != self._batch:  # only a dynamic-batch model gets here
-            self.interpreter.resize_tensor_input(self.input["index"], list(part.shape))
+        if len(batch) != self._batch:  # only a dynamic-batch model gets here
+            self.interpreter.resize_tensor_input(self.input["index"], list(batch.shape))
             self.interpreter.allocate_tensors()
-            self._batch = len(part)
-        self.interpreter.set_tensor(self.input["index"], part)
+            self._batch = len(batch)
+        self.interpreter.set_tensor(self.input["index"], np.ascontiguousarray(batch, dtype=np.float32))
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self.output["index"]).copy()
 
@@ -158,6 +160,8 @@ FORMAT = Format(
     precisions=("fp32", "fp16", "int8"),
     source="torch",
     extra="litert",
+    runtime="ai-edge-litert",
+    requires=("litert_torch", "ai_edge_litert"),
     export=export,
     read_metadata=read_metadata,
     runner=runner,

@@ -181,8 +181,9 @@ def _strip_annotations(graph: Any, kept: dict[Any, str]) -> None:
                         break
 
 
-def face_aware_quantizer(inner: Any, keep_fp: Sequence[str], log: Callable[[str], None]) -> Any:
-    """Wrap a PT2E quantizer so face-sensitive layers keep no quantization annotation."""
+def face_aware_quantizer(inner: Any, keep_fp: Sequence[str], log: Callable[[str], None], kept_out: dict[str, str]) -> Any:
+    """Wrap a PT2E quantizer so face-sensitive layers keep no quantization annotation;
+    `kept_out` receives layer name -> why it stays float."""
     from torchao.quantization.pt2e.quantizer import Quantizer
 
     class FaceAwareQuantizer(Quantizer):
@@ -194,6 +195,7 @@ def face_aware_quantizer(inner: Any, keep_fp: Sequence[str], log: Callable[[str]
             model = inner.annotate(model)
             _strip_annotations(model.graph, kept)
             for node, reason in kept.items():
+                kept_out[_layer_names(node)[0]] = reason
                 log(f"int8: {_layer_names(node)[0]} stays float ({reason})")
             return model
 
@@ -212,8 +214,9 @@ def quantize_static(
     keep_fp: Sequence[str] = (),
     log: Callable[[str], None] = lambda msg: None,
     fold_quantize: bool = True,
-) -> Any:
-    """A Q/DQ GraphModule of `module`, calibrated on prepared faces (N, C, H, W).
+) -> tuple[Any, dict[str, Any]]:
+    """(Q/DQ GraphModule of `module`, what was done for the manifest), calibrated on
+    prepared faces (N, C, H, W).
 
     The returned module takes and returns float tensors; the format lowers it (ExecuTorch
     with torch.export again, LiteRT through its converter in STATIC Q/DQ mode). LiteRT's
@@ -230,11 +233,15 @@ def quantize_static(
     if rewritten:
         log(f"int8: {rewritten} ReLU6 written as clamp(relu) so each fuses with its conv")
     try:
-        prepared = prepare_pt2e(graph_module, face_aware_quantizer(inner_quantizer, keep_fp, log))
+        kept: dict[str, str] = {}
+        prepared = prepare_pt2e(graph_module, face_aware_quantizer(inner_quantizer, keep_fp, log, kept))
         with torch.no_grad():
             for start in range(0, len(calibration), batch):
                 prepared(torch.from_numpy(np.ascontiguousarray(calibration[start : start + batch])))
-        return convert_pt2e(prepared, fold_quantize=fold_quantize)
+        info = {"method": "pt2e static", "quantizer": type(inner_quantizer).__name__,
+                "weights": "int8 per-channel symmetric", "activations": "int8 per-tensor",
+                "calibration_samples": int(len(calibration)), "relu6_as_clamp_relu": rewritten, "kept_float": kept}
+        return convert_pt2e(prepared, fold_quantize=fold_quantize), info
     except (InputError, ExportError):
         raise
     except Exception as exc:

@@ -1,15 +1,12 @@
 """What the formats converted from the PyTorch student share (LiteRT, ExecuTorch).
 
 Capturing the student with `torch.export` (with one clear error where it cannot be, e.g. a
-TorchScript module), a converter's rejection as one line naming the op, and inference on
-an artifact lowered at a fixed batch (chunks of that batch, the last one padded).
+TorchScript module), the example input, and a converter's rejection as one line naming the op.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ExportError, InputError
 
@@ -26,8 +23,8 @@ def capture(module: Any, example: "torch.Tensor", fmt: str) -> Any:
             f"{fmt}: a TorchScript student cannot go through torch.export; load the checkpoint "
             "with --arch (registered or file.py:factory) or as a torch.export .pt2 program"
         )
-    if getattr(module, "training", False):
-        module.eval()  # never on a PT2E-converted module: it refuses train()/eval()
+    # No module.eval() here: the student arrives in eval mode, and a PT2E-converted module
+    # (which reports training=True) refuses train()/eval().
     try:
         return torch.export.export(module, (example,))
     except Exception as exc:
@@ -61,15 +58,3 @@ def first_line(exc: BaseException, limit: int = 240) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:limit]
 
-
-def infer_in_chunks(batch: np.ndarray, max_batch: int | None, fixed: bool, invoke: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """Run `invoke` on chunks of at most `max_batch` faces; a `fixed` batch pads the short last chunk."""
-    step = max_batch or len(batch)
-    outputs = []
-    for start in range(0, len(batch), step):
-        part = batch[start : start + step]
-        count = len(part)
-        if fixed and count < step:
-            part = np.concatenate([part, np.repeat(part[-1:], step - count, axis=0)])
-        outputs.append(np.asarray(invoke(np.ascontiguousarray(part, dtype=np.float32)))[:count])
-    return np.concatenate(outputs)

@@ -20,7 +20,7 @@ from typing import Any
 from . import __version__
 from .contract import PreprocessContract
 from .errors import InputError
-from .fileio import atomic_write_json, sha256_file
+from .fileio import atomic_write_json
 
 MANIFEST_NAME = "manifest.json"
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -63,15 +63,22 @@ class ArtifactEntry:
 
     @classmethod
     def for_file(cls, root: Path, path: Path, fmt: str, precision: str, **extra: Any) -> "ArtifactEntry":
-        """Entry for a written file; for OpenVINO the size counts .xml + .bin."""
-        size = path.stat().st_size
-        if fmt == "openvino" and path.with_suffix(".bin").exists():
-            size += path.with_suffix(".bin").stat().st_size
+        """Entry for a written artifact (a file, or a directory such as a Core ML package);
+        the size counts the format's companion files too (OpenVINO and NCNN weights)."""
+        from .fileio import artifact_digest
+
+        digest, size = artifact_digest(path)
+        try:
+            from .formats import format_for_path
+
+            size += sum(p.stat().st_size for p in format_for_path(path).companions(path) if p.is_file())
+        except InputError:
+            pass
         return cls(
             path=str(path.relative_to(root)),
             format=fmt,
             precision=precision,
-            sha256=sha256_file(path),
+            sha256=digest,
             bytes=size,
             extra=dict(extra),
         )

@@ -79,7 +79,7 @@ def main() -> None:
     result, report_dir = run_benchmark_command(request, show_progress=True)
     rows = [r for r in result.rows if r.measured and r.batch == 1]
     for row in sorted(rows, key=lambda r: r.latency.p50):
-        verdict = "-" if row.parity is None or row.parity.get("passed") is None else ("pass" if row.parity["passed"] else "FAIL")
+        verdict = "-" if row.parity is None or row.parity.get("verdict") is None else row.parity["verdict"]
         print(f"  {row.artifact:42s} {row.backend:12s} p50 {row.latency.p50:8.3f} ms  p90 {row.latency.p90:8.3f}  "
               f"cv {row.latency.cv:5.1%}  parity {verdict}")  # fmt: skip
     for row in result.rows:

@@ -61,3 +61,9 @@ def mobilefacenet_export(tmp_path_factory: pytest.TempPathFactory, mobilefacenet
     out = tmp_path_factory.mktemp("export") / "mobilefacenet"
     run_export(ExportOptions(checkpoint=mobilefacenet_pt, arch="mobilefacenet-foamliu", out=out, val_images=faces_dir))
     return out
+
+
+@pytest.fixture(scope="session")
+def student_dir() -> Path:
+    """The real pruned MobileFaceNet student distilled into the shared MobileFaceNet's space."""
+    return _need(FIXTURES / "models" / "mfn-pruned-student")

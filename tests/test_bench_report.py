@@ -104,8 +104,8 @@ def test_report_dir_with_other_files_is_refused(tmp_path: Path) -> None:
 def _parity_report(export_dir: Path) -> dict:
     """A verify-parity report.json in the schema of issue 3 (paths relative to the export)."""
 
-    def artifact(path: str, precision: str, fmt: str, acc: float, p1: float, passed: bool) -> dict:
-        return {
+    def artifact(path: str, precision: str, fmt: str, acc: float, p1: float, passed: bool, **extra: str) -> dict:
+        return {**extra,
             "path": path, "format": fmt, "precision": precision,
             "agreement": {"cosine_min": p1 - 1e-4, "cosine_p1": p1, "cosine_mean": 0.99999},
             "verification": {"accuracy": acc, "accuracy_std": 0.01, "auc": 0.997, "eer": 0.03, "tar_at_far": {}},
@@ -118,7 +118,8 @@ def _parity_report(export_dir: Path) -> dict:
         "teacher": None,
         "artifacts": [
             artifact("model.onnx", "fp32", "onnx", 0.977, 0.99999, True),
-            artifact(str(export_dir / "model_fp32.xml"), "fp32", "openvino", 0.971, 0.98, False),
+            # A report with verdicts: the pairs could not decide this one.
+            artifact(str(export_dir / "model_fp32.xml"), "fp32", "openvino", 0.971, 0.98, False, verdict="inconclusive"),
         ],
     }
 
@@ -132,9 +133,11 @@ def test_merge_with_parity_report(tmp_path: Path) -> None:
     matched = merge_parity(result.rows, read_parity_report(report_path), [export_dir])
     by_key = {(r.artifact, r.batch): r for r in result.rows}
     # Relative and absolute report paths both match; every batch of the artifact gets it.
-    assert by_key[("model.onnx", 1)].parity == {"accuracy": 0.977, "cosine_p1": 0.99999, "passed": True}
+    # A report from before verdicts: the verdict comes from passed.
+    assert by_key[("model.onnx", 1)].parity == {"accuracy": 0.977, "cosine_p1": 0.99999, "passed": True, "verdict": "pass"}
     assert by_key[("model.onnx", 8)].parity == by_key[("model.onnx", 1)].parity
     assert by_key[("model_fp32.xml", 1)].parity["passed"] is False
+    assert by_key[("model_fp32.xml", 1)].parity["verdict"] == "inconclusive"
     # The bf16-executed row is not what verify-parity checked (f32), so it gets nothing.
     assert by_key[("model_fp32.xml@bf16", 1)].parity is None
     assert by_key[("pytorch-eager", 1)].parity["accuracy"] == 0.977
@@ -144,10 +147,11 @@ def test_merge_with_parity_report(tmp_path: Path) -> None:
     out = write_report(result, export_dir / "benchmark")
     markdown = (out / "benchmark.md").read_text()
     assert "| accuracy | cos p1 | parity |" in markdown
-    assert "97.70%" in markdown and "FAIL" in markdown and "pass" in markdown
+    assert "97.70%" in markdown and "INCONCLUSIVE" in markdown and "pass" in markdown
     with open(out / "benchmark.csv", newline="") as fh:
         onnx_rows = [r for r in csv.DictReader(fh) if r["artifact"] == "model.onnx"]
     assert {r["parity_passed"] for r in onnx_rows} == {"True"}
+    assert {r["parity_verdict"] for r in onnx_rows} == {"pass"}
 
 
 def test_unreadable_parity_report_is_input_error(tmp_path: Path) -> None:

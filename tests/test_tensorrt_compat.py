@@ -142,3 +142,75 @@ def test_not_an_onnx_file_is_one_clear_error(tmp_path: Path) -> None:
         check_onnx(bad)
     with pytest.raises(InputError, match="does not exist"):
         check_onnx(tmp_path / "missing.onnx")
+
+
+def _weight_qdq_graph(path: Path, op: str, axis: int, form: str, opset: int = 17) -> Path:
+    """x -> op(x, W) with a per-channel quantized weight, in either standard form:
+    'int8' = DQ(int8 initializer), 'fp32' = fp32 initializer -> Q -> DQ (ModelOpt/pytorch-quantization)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    shapes = {"Conv": ((4, 3, 3, 3), ["batch", 3, 8, 8]), "ConvTranspose": ((3, 4, 3, 3), ["batch", 3, 8, 8]),
+              "MatMul": ((16, 4), ["batch", 16])}
+    w_shape, x_shape = shapes[op]
+    rng = np.random.default_rng(0)
+    channels = w_shape[axis]
+    inits = [numpy_helper.from_array(np.full((channels,), 0.01, np.float32), "w_scale"),
+             numpy_helper.from_array(np.zeros((channels,), np.int8), "w_zp")]
+    nodes = []
+    if form == "int8":
+        inits.append(numpy_helper.from_array(rng.integers(-127, 128, size=w_shape).astype(np.int8), "w_q"))
+    else:
+        inits.append(numpy_helper.from_array(rng.normal(size=w_shape).astype(np.float32), "w"))
+        nodes.append(helper.make_node("QuantizeLinear", ["w", "w_scale", "w_zp"], ["w_q"], name="q_w", axis=axis))
+    nodes += [helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zp"], ["wd"], name="dq_w", axis=axis),
+              helper.make_node(op, ["x", "wd"], ["y"], name="layer")]
+    graph = helper.make_graph(nodes, "w", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 10
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("op, axis", [("Conv", 0), ("ConvTranspose", 1), ("MatMul", 1)])
+@pytest.mark.parametrize("form", ["int8", "fp32"])
+def test_per_channel_weights_on_the_output_axis_are_fine(tmp_path: Path, op: str, axis: int, form: str) -> None:
+    report = check_onnx(_weight_qdq_graph(tmp_path / "w.onnx", op, axis, form))
+    assert not report.codes() & {"qdq-per-channel-activation", "qdq-weight-axis"}, report.findings
+    assert report.count("error") == 0
+
+
+@pytest.mark.parametrize("op, axis", [("Conv", 1), ("ConvTranspose", 0), ("MatMul", 0)])
+def test_per_channel_weights_on_another_axis_are_flagged(tmp_path: Path, op: str, axis: int) -> None:
+    report = check_onnx(_weight_qdq_graph(tmp_path / "w.onnx", op, axis, "fp32"))
+    finding = next(f for f in report.findings if f.code == "qdq-weight-axis")
+    assert set(finding.nodes) == {"q_w", "dq_w"} and "qdq-per-channel-activation" not in report.codes()
+
+
+@pytest.mark.parametrize("opset, severity, families", [
+    (17, "info", ""), (18, "warning", "TensorRT 8.6 ("), (21, "warning", "TensorRT 8.6, TensorRT 10 ("), (25, "error", "TensorRT 11")])
+def test_opset_is_checked_per_tensorrt_generation(tmp_path: Path, opset: int, severity: str, families: str) -> None:
+    finding = next(f for f in check_onnx(_weight_qdq_graph(tmp_path / "w.onnx", "Conv", 0, "int8", opset)).findings
+                   if f.code == "opset")
+    assert finding.severity == severity and families in finding.message
+
+
+def test_operator_tables_per_generation(tmp_path: Path) -> None:
+    """LayerNormalization is in 8.6 (not flagged), Gelu is not (flagged for 8.6), Swish is 11-only."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.ones(8, np.float32), "g")]
+    nodes = [helper.make_node("LayerNormalization", ["x", "g"], ["a"], name="ln"),
+             helper.make_node("Gelu", ["a"], ["b"], name="gelu"),
+             helper.make_node("Swish", ["b"], ["y"], name="swish")]
+    graph = helper.make_graph(nodes, "ops", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 24)])
+    model.ir_version = 10
+    path = tmp_path / "ops.onnx"
+    onnx.save(model, str(path))
+    by_code = {f.code: f for f in check_onnx(path).findings}
+    assert by_code["newer-op"].nodes == ["gelu"] and "8.6" in by_code["newer-op"].message
+    assert by_code["trt11-op"].nodes == ["swish"] and "unknown-op" not in by_code

@@ -82,3 +82,41 @@ def test_dla_refuses_fp32_and_mismatched_sources_are_refused() -> None:
 def test_profile_must_be_ordered(batches: tuple[int, int, int]) -> None:
     with pytest.raises(InputError, match="min <= opt <= max"):
         TensorRTOptions(*batches)
+
+
+def test_dla_needs_a_static_batch() -> None:
+    with pytest.raises(InputError, match="DLA runs one static batch"):
+        TensorRTOptions(dla_core=0)  # the default 1/8/32 range
+    assert TensorRTOptions(min_batch=2, opt_batch=2, max_batch=2, dla_core=0).batch_range == (2, 2, 2)
+
+
+def test_dla_refuses_explicit_int8_on_86_and_trt11_before_11_4() -> None:
+    with pytest.raises(InputError, match="8.6's DLA cannot run explicit"):
+        plan_build("8.6.2", "int8", "qdq", dla=True)
+    assert plan_build("8.6.2", "int8", "fp32", implicit_int8=True, dla=True).calibrator  # implicit INT8 is DLA's 8.6 path
+    assert plan_build("10.3.0", "int8", "qdq", dla=True).strongly_typed
+    for version in ("11.0.0", "11.3.1"):
+        with pytest.raises(InputError, match="has no DLA support"):
+            plan_build(version, "fp16", "fp16", dla=True)
+    assert plan_build("11.4.0", "fp16", "fp16", dla=True).min_version == (11, 4)
+    assert plan_build("11", "int8", "qdq", dla=True).min_version == (11, 4)  # the bundle's 11.x script checks it
+    assert plan_build("11", "int8", "qdq").min_version is None
+
+
+def test_negative_device_is_refused() -> None:
+    with pytest.raises(InputError, match="--device"):
+        TensorRTOptions(device=-1)
+
+
+@pytest.mark.parametrize("device, index", [(None, 0), (2, 2), ("1", 1), ("cuda:3", 3), ("GPU.1", 1), ("CPU", 0)])
+def test_cuda_device_index(device: object, index: int) -> None:
+    from edgefkd.runners.tensorrt_runner import cuda_device_index
+
+    assert cuda_device_index(device) == index
+
+
+def test_unreadable_cuda_device_is_refused() -> None:
+    from edgefkd.runners.tensorrt_runner import cuda_device_index
+
+    with pytest.raises(InputError, match="CUDA device index"):
+        cuda_device_index("NPU")

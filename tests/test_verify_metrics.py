@@ -118,12 +118,21 @@ def test_pair_scores_cross_two_embedding_tables():
     np.testing.assert_allclose(metrics.pair_scores(a, b, np.array([[0, 1], [1, 0]])), [1 / math.sqrt(2), 1.0])
 
 
-def test_paired_bootstrap_interval():
-    ref = np.ones(50, dtype=bool)
-    same = metrics.paired_bootstrap(ref, ref, resamples=200)
-    assert same["difference"] == 0.0 and same["ci95"] == [0.0, 0.0]
-    cand = ref.copy()
-    cand[:5] = False
-    worse = metrics.paired_bootstrap(ref, cand, resamples=500)
-    assert worse["difference"] == pytest.approx(-0.1)
-    assert worse["ci95"][0] < -0.1 < worse["ci95"][1] < 0.0
+@pytest.mark.parametrize("seed,ties", [(0, False), (1, True), (2, False)])
+def test_roc_auc_and_eer_agree_with_scikit_learn(seed, ties):
+    from scipy.optimize import brentq
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    rng = np.random.default_rng(seed)
+    labels = rng.random(400) < 0.4
+    scores = rng.normal(0.0, 1.0, 400) + 1.3 * labels
+    if ties:
+        scores = np.round(scores, 1)  # many tied genuine/impostor scores
+    far, tar = metrics.roc_curve(scores, labels)
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    np.testing.assert_allclose(far, fpr)
+    np.testing.assert_allclose(tar, tpr)
+    assert metrics.roc_auc(far, tar) == pytest.approx(roc_auc_score(labels, scores))
+    # The usual EER recipe on scikit-learn's curve: where TAR = 1 - FAR.
+    expected = brentq(lambda x: 1.0 - x - np.interp(x, fpr, tpr), 0.0, 1.0)
+    assert metrics.equal_error_rate(far, tar) == pytest.approx(expected, abs=1e-6)

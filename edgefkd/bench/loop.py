@@ -11,9 +11,10 @@ makes first-inference latency (load + compile + first batch) a cold start for ev
 artifact, instead of one that profits from caches an earlier artifact warmed.
 
 Timing happens inside the worker, around `runner.infer` only (time.perf_counter_ns); the
-inputs are decoded and prepared with the runner's own contract before any timing. A runner
-that can time itself on its device (the TensorRT runner's `gpu_times_ms(batch, iterations)`,
-CUDA events around the enqueue, synchronised) is timed that way instead.
+inputs are decoded and prepared with the runner's own contract before any timing. Every
+backend is timed end to end with the host clock, TensorRT included (upload, every chunk,
+download, synchronisation), so rows are comparable; the TensorRT runner's device-only
+`compute_times_ms` is a separate measurement, not mixed into this table.
 The parent only schedules: with `interleave`, every worker stays alive and the parent asks
 each in turn for a short slice of iterations, so drift in machine load hits all equally.
 """
@@ -227,19 +228,13 @@ def _worker_faces(images: Sequence[str], size: tuple[int, int], count: int) -> n
 
 
 def _time_sync(runner: Any, x: np.ndarray, iters: int | None, duration_s: float | None) -> list[int]:
-    """Per-call timings in ns: host clock around `infer`, or the runner's own CUDA-event
-    timing (`gpu_times_ms`, the TensorRT runner) where it has one."""
-    gpu_times_ms = getattr(runner, "gpu_times_ms", None)
+    """Per-call timings in ns: the host clock around one synchronous `infer`."""
     timings: list[int] = []
     deadline = time.perf_counter() + duration_s if duration_s is not None else math.inf
     while (iters is None or len(timings) < iters) and (iters is not None or time.perf_counter() < deadline or not timings):
-        if gpu_times_ms is not None:
-            count = iters - len(timings) if iters is not None else 10
-            timings.extend(int(ms * 1e6) for ms in gpu_times_ms(x, count))
-        else:
-            start = time.perf_counter_ns()
-            runner.infer(x)
-            timings.append(time.perf_counter_ns() - start)
+        start = time.perf_counter_ns()
+        runner.infer(x)
+        timings.append(time.perf_counter_ns() - start)
     return timings
 
 
@@ -306,7 +301,6 @@ def _worker_main(conn: Any, target: BenchTarget, settings: BenchSettings) -> Non
         ready = {
             "first_ns": first_ns,
             "precision": runner.precision,
-            "device_timed": hasattr(runner, "gpu_times_ms"),
             "describe": runner.describe(),
         }
         conn.send(("ready", ready))
@@ -402,7 +396,7 @@ class _Worker:
                     inference_precision=t.inference_precision)  # fmt: skip
         if self.failure:
             return [BenchRow(batch=None, status=self.failure[0], reason=self.failure[1], **base)]
-        timer = "cuda_events" if self.ready.get("device_timed") else "perf_counter_ns"
+        timer = "perf_counter_ns"
         peak = self.memory.get("peak_rss")
         rows = []
         for batch in settings.batch_sizes:

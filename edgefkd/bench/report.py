@@ -12,7 +12,7 @@ benchmark.json schema:
            "throughput_ips", "first_inference_ms", "peak_rss_mb", "bytes", "speedup_vs_torch",
            "status": "ok|skipped|error", "reason", "path", "inference_precision", "mode",
            "timer", "samples", "cv", "model_rss_mb",
-           "parity": {"accuracy", "cosine_p1", "passed"} | null}]}
+           "parity": {"accuracy", "cosine_p1", "passed", "verdict"} | null}]}
 A skipped or failed artifact is one row (batch null) with its reason and null figures.
 """
 
@@ -148,6 +148,14 @@ def _same_file(a: str, b: str, roots: list[Path]) -> bool:
     return bool(candidates_a & candidates_b)
 
 
+def _parity_verdict(entry: dict[str, Any]) -> str | None:
+    """pass / fail / inconclusive; reports from before verdicts only say passed or not."""
+    if entry.get("verdict"):
+        return str(entry["verdict"])
+    passed = entry.get("passed")
+    return None if passed is None else ("pass" if passed else "fail")
+
+
 def merge_parity(rows: list[BenchRow], report: dict[str, Any], roots: list[Path]) -> int:
     """Attach accuracy / cosine p1 / pass-fail of a verify-parity report to matching rows.
 
@@ -163,7 +171,7 @@ def merge_parity(rows: list[BenchRow], report: dict[str, Any], roots: list[Path]
             reference = report.get("reference") or {}
             accuracy = (reference.get("verification") or {}).get("accuracy")
             if accuracy is not None:
-                row.parity = {"accuracy": accuracy, "cosine_p1": None, "passed": None}
+                row.parity = {"accuracy": accuracy, "cosine_p1": None, "passed": None, "verdict": None}
                 matched += 1
             continue
         if row.path is None:
@@ -180,6 +188,7 @@ def merge_parity(rows: list[BenchRow], report: dict[str, Any], roots: list[Path]
                     "accuracy": (entry.get("verification") or {}).get("accuracy"),
                     "cosine_p1": (entry.get("agreement") or {}).get("cosine_p1"),
                     "passed": entry.get("passed"),
+                    "verdict": _parity_verdict(entry),
                 }
                 matched += 1
                 break
@@ -191,7 +200,7 @@ CSV_COLUMNS = (
     "artifact", "backend", "precision", "inference_precision", "batch", "status", "mode", "timer",
     "mean_ms", "p50_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "std_ms", "cv", "samples",
     "throughput_ips", "first_inference_ms", "peak_rss_mb", "model_rss_mb", "bytes",
-    "speedup_vs_torch", "accuracy", "cosine_p1", "parity_passed", "path", "reason",
+    "speedup_vs_torch", "accuracy", "cosine_p1", "parity_passed", "parity_verdict", "path", "reason",
 )  # fmt: skip
 
 
@@ -205,7 +214,8 @@ def to_csv(result: BenchResult) -> str:
         parity = d.pop("parity") or {}
         flat = {k: d.get(k) for k in CSV_COLUMNS if k in d}
         flat.update({f"{k}_ms": v for k, v in latency.items()})
-        flat.update(accuracy=parity.get("accuracy"), cosine_p1=parity.get("cosine_p1"), parity_passed=parity.get("passed"))
+        flat.update(accuracy=parity.get("accuracy"), cosine_p1=parity.get("cosine_p1"), parity_passed=parity.get("passed"),
+                    parity_verdict=parity.get("verdict"))
         writer.writerow({k: "" if v is None else v for k, v in flat.items()})
     return buffer.getvalue()
 
@@ -216,6 +226,13 @@ def _fmt(value: Any, spec: str = ".2f", suffix: str = "") -> str:
     if isinstance(value, bool):
         return "pass" if value else "FAIL"
     return f"{value:{spec}}{suffix}"
+
+
+def _verdict_text(parity: dict[str, Any]) -> str:
+    verdict = parity.get("verdict")
+    if verdict is None:
+        return _fmt(parity.get("passed"))
+    return "pass" if verdict == "pass" else str(verdict).upper()
 
 
 def table_columns(with_parity: bool) -> list[str]:
@@ -241,7 +258,7 @@ def table_cells(row: BenchRow, with_parity: bool) -> list[str]:
         p = row.parity or {}
         acc = p.get("accuracy")
         cells += [_fmt(acc * 100 if acc is not None and acc <= 1 else acc, ".2f", "%"), _fmt(p.get("cosine_p1"), ".5f"),
-                  _fmt(p.get("passed"))]  # fmt: skip
+                  _verdict_text(p)]  # fmt: skip
     return cells
 
 

@@ -13,19 +13,19 @@ def register(app: typer.Typer) -> None:
     def build_engine(
         export_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="Export directory (with manifest.json and the ONNX)."),
         precision: str = typer.Option("fp16", "--precision", "-p", help="Comma-separated: fp32, fp16, int8."),
-        min_batch: int = typer.Option(1, "--min-batch", help="Smallest batch of the optimisation profile."),
-        opt_batch: int = typer.Option(8, "--opt-batch", help="Batch TensorRT tunes for."),
-        max_batch: int = typer.Option(32, "--max-batch", help="Largest batch of the optimisation profile."),
+        min_batch: Optional[int] = typer.Option(None, "--min-batch", help="Smallest batch of the optimisation profile (default 1; with --dla-core: the opt batch)."),
+        opt_batch: Optional[int] = typer.Option(None, "--opt-batch", help="Batch TensorRT tunes for (default 8; with --dla-core: 1)."),
+        max_batch: Optional[int] = typer.Option(None, "--max-batch", help="Largest batch of the optimisation profile (default 32; with --dla-core: the opt batch)."),
         workspace: int = typer.Option(1024, "--workspace", help="Builder workspace limit in MiB."),
         timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="Timing cache file reused across builds (default: EXPORT_DIR/tensorrt/timing.cache)."),
-        dla_core: Optional[int] = typer.Option(None, "--dla-core", help="Jetson DLA core to build for (GPU fallback on)."),
-        implicit_int8: bool = typer.Option(False, "--implicit-int8", help="TensorRT 8.6 only: calibrate INT8 from the fp32 ONNX (entropy calibrator, cached)."),
+        dla_core: Optional[int] = typer.Option(None, "--dla-core", help="Jetson DLA core to build for (static batch, GPU fallback on)."),
+        implicit_int8: bool = typer.Option(False, "--implicit-int8", help="TensorRT 8.6 only: INT8 from the fp32 ONNX with an entropy calibration cache computed from --calib faces (kept if current)."),
         calib: Optional[str] = typer.Option(None, "--calib", help="Calibration faces for --implicit-int8 (folder, .bin, .npy or 'synthetic')."),
-        device: int = typer.Option(0, "--device", help="CUDA device index."),
+        device: int = typer.Option(0, "--device", help="CUDA device index (builds and runs there)."),
     ) -> None:
         """Build TensorRT engines on this machine and add them to the manifest.
 
-        Without TensorRT or a GPU, writes/refreshes the bundle under EXPORT_DIR/tensorrt/
+        Without TensorRT, writes/refreshes the bundle under EXPORT_DIR/tensorrt/
         (trtexec command files, sidecars, compatibility report) and prints the line to run
         on the target.
         """
@@ -33,6 +33,11 @@ def register(app: typer.Typer) -> None:
         from ..manifest import Manifest
 
         precisions = [p.strip().lower() for p in precision.split(",") if p.strip()]
+        # DLA runs one static batch: unless given, min and max follow opt (default 1 there).
+        opt_batch = opt_batch if opt_batch is not None else (1 if dla_core is not None else 8)
+        static = dla_core is not None
+        min_batch = min_batch if min_batch is not None else (opt_batch if static else 1)
+        max_batch = max_batch if max_batch is not None else (opt_batch if static else 32)
         options = TensorRTOptions(
             min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch, workspace_mib=workspace,
             timing_cache=timing_cache, dla_core=dla_core, implicit_int8=implicit_int8, calib_source=calib, device=device,

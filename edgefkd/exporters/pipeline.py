@@ -296,7 +296,6 @@ def _run_step(step: ExportStep, ctx: ExportContext, validator: _Validator, log: 
         raise InputError(f"format {fmt.name} needs {exc.name or exc}, which is not installed: {fmt.install_hint()}") from None
     info = {"export_seconds": round(time.perf_counter() - t0, 3), **ctx.artifact_info.get(path, {})}
     entry = ArtifactEntry.for_file(ctx.stage, path, fmt.name, step.precision, **_jsonable(info))
-    entry.bytes = path.stat().st_size + sum(p.stat().st_size for p in fmt.companions(path))
     validator.check(entry, path, fmt)
     parity = entry.parity
     log(f"  {entry.path}: {entry.bytes / 1e6:.2f} MB" + (f", cosine min {parity['cosine_min']:.6f}" if parity else ""))

@@ -84,7 +84,7 @@ class CompatReport:
             "table": {
                 "source": ops_table.TABLE_SOURCE,
                 "tensorrt": ops_table.TABLE_TENSORRT,
-                "opset_range": list(ops_table.OPSET_RANGE),
+                "opset_ranges": {family: list(r) for family, r in ops_table.OPSET_RANGES.items()},
             },
         }
 
@@ -174,6 +174,8 @@ def check_onnx(onnx_path: str | Path, batch_range: tuple[int, int, int] | None =
         model = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError/ValueError/... for non-ONNX input
         raise InputError(f"{path} is not a readable ONNX model: {exc}") from None
+    from .trt_compat_qdq import check_qdq
+
     g = _Graph(model)
     opset = next((o.version for o in model.opset_import if o.domain in _STANDARD_DOMAINS), 0)
     initializer_names = {t.name for t in model.graph.initializer}
@@ -184,7 +186,7 @@ def check_onnx(onnx_path: str | Path, batch_range: tuple[int, int, int] | None =
     findings += _check_ops(g)
     findings += _check_attributes(g)
     findings += _check_int64(g)
-    findings += _check_qdq(g)
+    findings += check_qdq(g)
     findings += _check_dynamic(g, inputs, batch_range)
     findings += _check_prelu(g)
     findings += _check_depthwise(g)
@@ -204,10 +206,15 @@ def check_onnx(onnx_path: str | Path, batch_range: tuple[int, int, int] | None =
 
 
 def _check_opset(opset: int) -> list[Finding]:
-    low, high = ops_table.OPSET_RANGE
-    if low <= opset <= high:
-        return [Finding("info", "opset", f"opset {opset} is inside the parser's range {low}-{high}")]
-    return [Finding("error", "opset", f"opset {opset} is outside the parser's range {low}-{high}; re-export with opset 17-{high}")]
+    """Per TensorRT generation: 8.6's parser reads opsets up to 17, 10.x up to 20, 11.x up to 24."""
+    ranges = ops_table.OPSET_RANGES
+    outside = [f for f, (low, high) in ranges.items() if not low <= opset <= high]
+    shown = ", ".join(f"{f}: {low}-{high}" for f, (low, high) in ranges.items())
+    if not outside:
+        return [Finding("info", "opset", f"opset {opset} is inside every parser's range ({shown})")]
+    severity = "error" if len(outside) == len(ranges) else "warning"
+    names = ", ".join(f"TensorRT {f}" for f in outside)
+    return [Finding(severity, "opset", f"opset {opset} is outside the parser range of {names} ({shown}); re-export with opset 17 for all of them")]
 
 
 def _check_ops(g: _Graph) -> list[Finding]:
@@ -217,10 +224,13 @@ def _check_ops(g: _Graph) -> list[Finding]:
     unknown: dict[str, list[str]] = {}
     restricted: dict[str, list[str]] = {}
     newer: dict[str, list[str]] = {}
+    newer11: dict[str, list[str]] = {}
     for node in g.nodes:
         label = node.name or node.output[0]
         if node.domain not in _STANDARD_DOMAINS:
             custom.setdefault(f"{node.domain}::{node.op_type}", []).append(label)
+        elif node.op_type in ops_table.TRT11_ONLY:
+            newer11.setdefault(node.op_type, []).append(label)
         elif node.op_type in ops_table.UNSUPPORTED:
             unsupported.setdefault(node.op_type, []).append(label)
         elif node.op_type not in ops_table.SUPPORTED:
@@ -228,7 +238,7 @@ def _check_ops(g: _Graph) -> list[Finding]:
         else:
             if ops_table.SUPPORTED[node.op_type]:
                 restricted.setdefault(node.op_type, []).append(label)
-            if node.op_type in ops_table.NEWER_THAN_TRT8:
+            if node.op_type not in ops_table.TRT86_SUPPORTED:
                 newer.setdefault(node.op_type, []).append(label)
     for op, nodes in sorted(custom.items()):
         out.append(Finding("error", "custom-op", f"{op} is a custom-domain op: TensorRT needs a plugin registered for it", nodes))
@@ -237,7 +247,9 @@ def _check_ops(g: _Graph) -> list[Finding]:
     for op, nodes in sorted(unknown.items()):
         out.append(Finding("error", "unknown-op", f"{op} is not in TensorRT's ONNX operator table", nodes))
     for op, nodes in sorted(newer.items()):
-        out.append(Finding("warning", "newer-op", f"{op} is not in the TensorRT 8.x operator table: it may fail on TensorRT 8.6 (JetPack 6.0)", nodes))
+        out.append(Finding("warning", "newer-op", f"{op} is not in the TensorRT 8.6 operator table: it may fail on TensorRT 8.6 (JetPack 6.0)", nodes))
+    for op, nodes in sorted(newer11.items()):
+        out.append(Finding("warning", "trt11-op", f"{op} ({ops_table.TRT11_ONLY[op]}) is imported by TensorRT 11 only: 8.6 and 10.x cannot parse it", nodes))
     for op, nodes in sorted(restricted.items()):
         out.append(Finding("info", "op-restriction", f"{op} ({len(nodes)}x): {ops_table.SUPPORTED[op]}", nodes))
     return out
@@ -299,61 +311,6 @@ def _check_int64(g: _Graph) -> list[Finding]:
         ))
     if doubles:
         out.append(Finding("warning", "double-weights", f"{len(doubles)} DOUBLE constant(s): TensorRT casts them to FLOAT", _names(doubles)))
-    return out
-
-
-def _check_qdq(g: _Graph) -> list[Finding]:
-    from onnx import TensorProto
-
-    q_nodes = [n for n in g.nodes if n.op_type in _QDQ and n.domain in _STANDARD_DOMAINS]
-    if not q_nodes:
-        return []
-    out: list[Finding] = []
-    nonzero, wrong_type, activation_per_channel, weight_axis = [], [], [], []
-    for node in q_nodes:
-        label = node.name or node.output[0]
-        scale = g.const(node.input[1]) if len(node.input) > 1 else None
-        if len(node.input) > 2 and node.input[2]:
-            zp_name = node.input[2]
-            zp = g.const(zp_name)
-            if zp is not None and np.any(zp != 0):
-                nonzero.append(label)
-            if g.const_dtypes.get(zp_name) not in (None, TensorProto.INT8):
-                wrong_type.append(label)
-        if scale is not None and scale.size > 1:
-            data_is_weight = node.op_type == "DequantizeLinear" and g.const(node.input[0]) is not None
-            if not data_is_weight:
-                activation_per_channel.append(label)
-            elif g.attr(node, "axis", 1) not in (0, -4):
-                weight_axis.append(label)
-    if nonzero:
-        out.append(Finding("error", "qdq-zero-point", f"{len(nonzero)} Q/DQ node(s) have a non-zero zero point: TensorRT supports symmetric quantization only", nonzero))
-    if wrong_type:
-        out.append(Finding("error", "qdq-dtype", f"{len(wrong_type)} Q/DQ node(s) are not int8 (e.g. uint8): TensorRT's INT8 Q/DQ must be signed int8", wrong_type))
-    if activation_per_channel:
-        out.append(Finding("error", "qdq-per-channel-activation", f"{len(activation_per_channel)} Q/DQ node(s) quantize an activation per channel: TensorRT supports per-channel scales for weights only", activation_per_channel))
-    if weight_axis:
-        out.append(Finding("warning", "qdq-weight-axis", f"{len(weight_axis)} per-channel weight DQ node(s) use an axis other than 0 (output channels)", weight_axis))
-    quantized, float_layers = [], []
-    for node in g.nodes:
-        if node.op_type not in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
-            continue
-        producers = [g.producer.get(name) for name in node.input[:2]]
-        if all(p is not None and p.op_type == "DequantizeLinear" for p in producers):
-            quantized.append(node.name or node.output[0])
-        else:
-            float_layers.append(node.name or node.output[0])
-    out.append(Finding(
-        "info",
-        "qdq-placement",
-        f"{len(q_nodes)} Q/DQ nodes; {len(quantized)} Conv/Gemm/MatMul layer(s) have Q/DQ on both data and weights "
-        f"(INT8 kernels), {len(float_layers)} stay in float",
-        float_layers,
-    ))
-    dangling = [n.name or n.output[0] for n in q_nodes if n.op_type == "QuantizeLinear"
-                and not any(c.op_type == "DequantizeLinear" for c in g.consumers.get(n.output[0], []))]
-    if dangling:
-        out.append(Finding("warning", "qdq-unpaired", f"{len(dangling)} QuantizeLinear node(s) are not followed by a DequantizeLinear", dangling))
     return out
 
 
@@ -454,7 +411,8 @@ def write_compat_report(reports: list[CompatReport], directory: str | Path, root
 
 def render_markdown(payload: list[dict[str, Any]]) -> str:
     lines = ["# TensorRT compatibility (static check)", ""]
-    lines.append(f"Checked against {ops_table.TABLE_SOURCE}, opset {ops_table.OPSET_RANGE[0]}-{ops_table.OPSET_RANGE[1]}. "
+    ranges = ", ".join(f"{f}: {low}-{high}" for f, (low, high) in ops_table.OPSET_RANGES.items())
+    lines.append(f"Checked against {ops_table.TABLE_SOURCE}; opsets per TensorRT {ranges}. "
                  "No TensorRT was run: this is what the graph says, not a build.")
     for item in payload:
         s = item["summary"]

@@ -1,16 +1,15 @@
 """TensorRT's ONNX operator support, as data (for the static compatibility report).
 
 Transcribed from onnx-tensorrt's `docs/operators.md` ("Supported ONNX Operators", the table
-for TensorRT 10.15, opset 9 to 24). Restrictions are paraphrased; only the ones a static
+for TensorRT 10.15), with the 8.6 and 11 differences below. Restrictions are paraphrased; only the ones a static
 check of a face-recognition graph can act on are kept. The table is the parser's own
 claim, not a guarantee that every attribute combination builds.
 """
 
 from __future__ import annotations
 
-TABLE_SOURCE = "onnx/onnx-tensorrt docs/operators.md (TensorRT 10.15)"
+TABLE_SOURCE = "onnx/onnx-tensorrt docs/operators.md (TensorRT 10.15; 8.5-GA table + LayerNormalization for 8.6; Swish for 11)"
 TABLE_TENSORRT = "10.15"
-OPSET_RANGE = (9, 24)
 
 #: Operators the ONNX parser imports, with the restriction the table states ("" = none).
 SUPPORTED: dict[str, str] = {
@@ -70,13 +69,30 @@ UNSUPPORTED: frozenset[str] = frozenset((
     "StringConcat StringNormalizer StringSplit TfIdfVectorizer Unique"
 ).split())
 
-#: Listed for 10.x but missing or "N" in the TensorRT 8.5 table (the nearest published
-#: table for JetPack 6.0's TensorRT 8.6): flag them for 8.6 targets.
-NEWER_THAN_TRT8 = frozenset((
-    "AffineGrid Attention BlackmanWindow CastLike DeformConv Gelu GroupNormalization "
-    "HammingWindow HannWindow Hardmax IsInf Mish RMSNormalization RotaryEmbedding STFT "
-    "TensorScatter"
+#: Operators marked "Y" in onnx-tensorrt's TensorRT 8.5 table (release/8.5-GA docs/operators.md),
+#: plus LayerNormalization, which TensorRT 8.6 added (INormalizationLayer). The 8.6-GA table
+#: itself could not be consulted where this was written; 8.6 adds ops, it removed none.
+TRT86_SUPPORTED = frozenset((
+    "Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast Ceil "
+    "Celu Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum DepthToSpace "
+    "DequantizeLinear Div Dropout Einsum Elu Equal Erf Exp Expand EyeLike Flatten Floor Gather "
+    "GatherElements GatherND Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool Greater GreaterOrEqual "
+    "GridSample GRU HardSwish HardSigmoid Identity If ImageScaler InstanceNormalization IsNaN LeakyRelu "
+    "Less LessOrEqual Log LogSoftmax Loop LRN LSTM LpNormalization LpPool MatMul Max MaxPool Mean "
+    "MeanVarianceNormalization Min Mod Mul Neg NonMaxSuppression NonZero Not OneHot Or Pad "
+    "ParametricSoftplus Pow PRelu QuantizeLinear RandomNormal RandomNormalLike RandomUniform "
+    "RandomUniformLike Range Reciprocal ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax "
+    "ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize ReverseSequence RNN "
+    "RoiAlign Round ScaledTanh Scan Scatter ScatterElements ScatterND Selu Shape Shrink Sigmoid Sign Sin "
+    "Sinh Size Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh "
+    "ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor LayerNormalization"
 ).split())
+
+#: Operators only TensorRT 11's parser imports (not in the 10.x table).
+TRT11_ONLY: dict[str, str] = {"Swish": "ONNX opset 24 Swish (x * sigmoid(alpha * x))"}
+
+#: The ONNX opsets each parser generation reads (8.6's parser stops at 17, 10.x at 20).
+OPSET_RANGES: dict[str, tuple[int, int]] = {"8.6": (9, 17), "10": (9, 20), "11": (9, 24)}
 
 #: Resize attribute values the parser accepts.
 RESIZE_MODES = frozenset({"nearest", "linear"})

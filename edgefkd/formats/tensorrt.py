@@ -22,10 +22,11 @@ def read_metadata(path: Path) -> dict[str, str]:
     return read_sidecar(path)
 
 
-def runner(path: Path, contract: PreprocessContract, precision: str, *, name: str | None = None, **_: Any) -> Any:
+def runner(path: Path, contract: PreprocessContract, precision: str, *, name: str | None = None,
+           device: str = "CPU", **_: Any) -> Any:
     from ..runners.tensorrt_runner import TensorRTRunner
 
-    return TensorRTRunner(path, contract, precision, name=name)
+    return TensorRTRunner(path, contract, precision, name=name, device=device)
 
 
 def available() -> str | None:

@@ -2,8 +2,10 @@
 
 Engines are specific to the GPU and the TensorRT version that built them, so this runner
 refuses an engine whose sidecar names another TensorRT version and says to rebuild it with
-`edgefkd build-engine`. Device memory, the stream and timing events come from cuda-python
-when it is installed (the `tensorrt` extra) and from torch's CUDA tensors otherwise.
+`edgefkd build-engine`. Device memory, the stream and timing events come from cuda-python,
+pinned to the CUDA major of the target by the `tensorrt-cu12` / `tensorrt-jetson` extras
+(cuda-python 13 needs an R580+ driver and fails with error 35 on JetPack 6). TensorRT present
+with no usable CUDA is an error (`CudaUnusable`), never a silent "TensorRT not here".
 Uses the name-based I/O API (`set_input_shape` / `set_tensor_address` / `execute_async_v3`)
 that TensorRT 8.6, 10.x and 11.x all share.
 """
@@ -12,17 +14,39 @@ from __future__ import annotations
 
 import abc
 import json
+import re
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from ..contract import PreprocessContract
-from ..errors import BackendUnavailable, EdgeFKDError, InputError
+from ..errors import BackendUnavailable, EdgeFKDError, ExportError, InputError
 from . import TENSORRT_SUFFIXES
 from .base import Runner
 
-INSTALL_HINT = "install it with `pip install edgefkd[tensorrt]` on an NVIDIA GPU machine, or use docker/Dockerfile.tensorrt or docker/Dockerfile.jetson"
+INSTALL_HINT = ("install it with `pip install edgefkd[tensorrt-cu12]` on an NVIDIA GPU machine (CUDA 12), "
+                "or use docker/Dockerfile.tensorrt or docker/Dockerfile.jetson")
+#: cuda-python per target, one extra each (and the Docker images install exactly these): its
+#: runtime bindings need a driver of their own CUDA major (13.x needs R580+), and Jetson has no
+#: minor-version compatibility, so each JetPack gets the minor its CUDA ships.
+CUDA_PYTHON_PINS = {
+    "tensorrt-cu12": "cuda-python>=12.6,<13",  # data-centre CUDA 12.x (TensorRT 10.x containers)
+    "tensorrt-cu13": "cuda-python>=13,<14",  # data-centre CUDA 13.x, R580+ driver
+    "tensorrt-jetson": "cuda-python>=12.6,<12.7",  # JetPack 6.1/6.2 (L4T r36.4, CUDA 12.6, TensorRT 10.3)
+    "tensorrt-jetson60": "cuda-python>=12.2,<12.3",  # JetPack 6.0 GA (L4T r36.3, CUDA 12.2, TensorRT 8.6.2)
+}
+CUDA_HINT = ("install the cuda-python that matches this machine's CUDA: `pip install edgefkd[tensorrt-cu12]` "
+             "(CUDA 12 data-centre), `[tensorrt-cu13]` (CUDA 13, R580+ driver), `[tensorrt-jetson]` (JetPack 6.1/6.2) "
+             "or `[tensorrt-jetson60]` (JetPack 6.0)")
+#: CUDA runtime errors that mean "this cuda-python / driver pair does not fit"
+_CUDA_ERROR_HINTS = {35: "cudaErrorInsufficientDriver: the driver is older than this cuda-python's CUDA", 100: "cudaErrorNoDevice", 101: "cudaErrorInvalidDevice: no GPU with that index"}
+
+
+class CudaUnusable(ExportError):
+    """TensorRT is installed but CUDA cannot be used (no cuda-python, wrong CUDA major, bad
+    driver, no such device): a broken target, reported loudly, never deferred or skipped."""
 
 
 def tensorrt_unavailable_reason(need_builder: bool = False) -> str | None:
@@ -36,6 +60,18 @@ def tensorrt_unavailable_reason(need_builder: bool = False) -> str | None:
     if need_builder and not hasattr(trt, "Builder"):
         return f"the installed TensorRT {getattr(trt, '__version__', '?')} has no builder (runtime-only package)"
     return None
+
+
+def cuda_device_index(device: int | str | None) -> int:
+    """The CUDA device index in `device`: 2, "2", "cuda:2", "GPU.2"; 0 for None or a CPU-style name."""
+    if device is None or isinstance(device, int):
+        return int(device or 0)
+    match = re.fullmatch(r"\s*(?:(?:cuda|gpu)[:.]?)?(\d+)\s*", str(device), re.IGNORECASE)
+    if match:
+        return int(match.group(1))
+    if str(device).strip().upper() in ("CPU", "GPU", "CUDA", "AUTO", ""):
+        return 0
+    raise InputError(f"cannot read a CUDA device index from {device!r} (expected e.g. 0, cuda:1 or GPU.1)")
 
 
 def sidecar_path(engine_path: str | Path) -> Path:
@@ -74,14 +110,8 @@ class CudaDevice(abc.ABC):
 
     @staticmethod
     def open(device: int = 0) -> "CudaDevice":
-        """cuda-python when installed, else torch CUDA; BackendUnavailable when neither has a GPU."""
-        reasons = []
-        for backend in (_CudaPythonDevice, _TorchCudaDevice):
-            try:
-                return backend(device)
-            except BackendUnavailable as exc:
-                reasons.append(str(exc))
-        raise BackendUnavailable("no usable CUDA GPU: " + "; ".join(reasons))
+        """GPU number `device` through cuda-python; CudaUnusable when that cannot work."""
+        return _CudaPythonDevice(device)
 
     def describe(self) -> dict[str, str]:
         return {"gpu": self.name, "compute_capability": self.compute_capability, "cuda_via": self.via}
@@ -109,8 +139,8 @@ class _CudaPythonDevice(CudaDevice):
         except ImportError:
             try:
                 from cuda import cudart  # older cuda-python
-            except ImportError:
-                raise BackendUnavailable("cuda-python is not installed") from None
+            except ImportError as exc:
+                raise CudaUnusable(f"TensorRT is installed but cuda-python is not; {CUDA_HINT}") from exc
         self._rt = cudart
         self._call(cudart.cudaSetDevice(device), "cudaSetDevice")
         props = self._call(cudart.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
@@ -124,7 +154,14 @@ class _CudaPythonDevice(CudaDevice):
     def _call(self, result: tuple, what: str) -> Any:
         err, *rest = result
         if int(err) != 0:
-            raise BackendUnavailable(f"{what} failed with CUDA error {int(err)} ({err})")
+            from importlib.metadata import PackageNotFoundError, version
+
+            try:
+                installed = version("cuda-python")
+            except PackageNotFoundError:
+                installed = "?"
+            hint = _CUDA_ERROR_HINTS.get(int(err), str(err))
+            raise CudaUnusable(f"{what} failed with CUDA error {int(err)} ({hint}) using cuda-python {installed}; {CUDA_HINT}")
         return rest[0] if len(rest) == 1 else (rest or None)
 
     def alloc(self, nbytes: int) -> DeviceBuffer:
@@ -164,52 +201,6 @@ class _CudaPythonDevice(CudaDevice):
         self._rt.cudaStreamDestroy(self._stream)
 
 
-class _TorchCudaDevice(CudaDevice):
-    via = "torch"
-
-    def __init__(self, device: int) -> None:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise BackendUnavailable("torch has no CUDA device (CPU-only build or no GPU)")
-        self._torch = torch
-        self._device = torch.device("cuda", device)
-        self.name = torch.cuda.get_device_name(self._device)
-        major, minor = torch.cuda.get_device_capability(self._device)
-        self.compute_capability = f"{major}.{minor}"
-        self._stream = torch.cuda.Stream(self._device)
-        self.stream_handle = int(self._stream.cuda_stream)
-
-    def alloc(self, nbytes: int) -> DeviceBuffer:
-        tensor = self._torch.empty(nbytes, dtype=self._torch.uint8, device=self._device)
-        return DeviceBuffer(int(tensor.data_ptr()), nbytes, tensor)
-
-    def upload(self, buf: DeviceBuffer, host: np.ndarray) -> None:
-        src = self._torch.from_numpy(np.ascontiguousarray(host).reshape(-1).view(np.uint8))
-        with self._torch.cuda.stream(self._stream):
-            buf.owner[: host.nbytes].copy_(src)
-
-    def download(self, buf: DeviceBuffer, host: np.ndarray) -> None:
-        with self._torch.cuda.stream(self._stream):
-            data = buf.owner[: host.nbytes].cpu().numpy()
-        host.reshape(-1).view(np.uint8)[:] = data
-
-    def synchronize(self) -> None:
-        self._stream.synchronize()
-
-    def time_ms(self, work: Callable[[], Any]) -> float:
-        start = self._torch.cuda.Event(enable_timing=True)
-        end = self._torch.cuda.Event(enable_timing=True)
-        start.record(self._stream)
-        work()
-        end.record(self._stream)
-        end.synchronize()
-        return float(start.elapsed_time(end))
-
-    def close(self) -> None:
-        self.synchronize()
-
-
 class TensorRTRunner(Runner):
     """Runs a serialized TensorRT engine; the contract comes from its sidecar JSON."""
 
@@ -220,7 +211,7 @@ class TensorRTRunner(Runner):
         engine_path: str | Path,
         contract: PreprocessContract | None = None,
         precision: str | None = None,
-        device: int = 0,
+        device: int | str = 0,
         name: str | None = None,
     ) -> None:
         self.engine_path = Path(engine_path)
@@ -237,7 +228,7 @@ class TensorRTRunner(Runner):
         if contract is None:
             raise InputError(f"{self.engine_path} has no sidecar {sidecar_path(self.engine_path).name} with the preprocessing contract; pass the contract explicitly")
         super().__init__(name or self.engine_path.name, contract, precision or str(self.sidecar.get("precision", "fp32")))
-        self.device = device
+        self.device = cuda_device_index(device)
         self._cuda: CudaDevice | None = None
 
     def _activate(self) -> None:
@@ -252,6 +243,9 @@ class TensorRTRunner(Runner):
         self._cuda = CudaDevice.open(self.device)
         logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(logger)
+        dla_core = (self.sidecar.get("build") or {}).get("dla_core", self.sidecar.get("dla_core"))
+        if dla_core is not None:  # must be set before deserialising, or the engine loads on the wrong core
+            self._runtime.DLA_core = int(dla_core)
         self._engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if self._engine is None:
             raise InputError(
@@ -311,16 +305,32 @@ class TensorRTRunner(Runner):
         parts = [self._run_chunk(chunk)[:real] for chunk, real in self._chunks(batch)]
         return np.concatenate(parts).reshape(batch.shape[0], -1).astype(np.float32)
 
-    def gpu_times_ms(self, batch: np.ndarray, iterations: int = 20) -> list[float]:
-        """GPU execution time of one batch in ms per iteration, measured with CUDA events
-        (input uploaded once; excludes host<->device copies)."""
+    def compute_times_ms(self, batch: np.ndarray, iterations: int = 20) -> list[float]:
+        """Device compute time of the whole batch in ms per iteration: CUDA events around each
+        chunk's execution, summed over every chunk the batch is split into. Inputs are uploaded
+        before timing, so host<->device copies are excluded (see `end_to_end_times_ms`)."""
         if not self.is_active or self._cuda is None:
             raise EdgeFKDError(f"runner {self.name} used before activate()")
-        chunk, _ = self._chunks(batch)[0]
-        self._context.set_input_shape(self._input, chunk.shape)
-        self._cuda.upload(self._in_buf, chunk)
-        run = lambda: self._context.execute_async_v3(self._cuda.stream_handle)  # noqa: E731
-        return [self._cuda.time_ms(run) for _ in range(iterations)]
+        cuda = self._cuda
+        run = lambda: self._context.execute_async_v3(cuda.stream_handle)  # noqa: E731
+        totals = [0.0] * iterations
+        for chunk, _ in self._chunks(batch):
+            self._context.set_input_shape(self._input, chunk.shape)
+            cuda.upload(self._in_buf, chunk)
+            cuda.synchronize()
+            for i in range(iterations):
+                totals[i] += cuda.time_ms(run)
+        return totals
+
+    def end_to_end_times_ms(self, batch: np.ndarray, iterations: int = 20) -> list[float]:
+        """Host wall time of `infer` in ms per iteration: upload, execution of every chunk,
+        download and synchronisation, i.e. what every other backend's latency row measures."""
+        times = []
+        for _ in range(iterations):
+            start = time.perf_counter_ns()
+            self.infer(batch)
+            times.append((time.perf_counter_ns() - start) / 1e6)
+        return times
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()

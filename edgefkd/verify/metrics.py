@@ -172,7 +172,7 @@ class FoldedAccuracy:
     accuracy_std: float
     fold_accuracies: list[float]
     fold_thresholds: list[float]
-    #: per pair: was its out-of-fold prediction right (for the paired bootstrap)
+    #: per pair: was its out-of-fold prediction right
     correct: np.ndarray
 
 
@@ -268,18 +268,3 @@ def threshold_drift(reference: Verification, candidate: Verification, far_target
             f"only {impostors} impostor pairs: the threshold is the strictest that keeps FAR <= {far_target:g} here"
         )
     return out
-
-
-def paired_bootstrap(
-    correct_reference: np.ndarray, correct_candidate: np.ndarray, resamples: int, seed: int = 0
-) -> dict[str, Any]:
-    """95% interval of (candidate - reference) accuracy, resampling pairs jointly."""
-    ref = np.asarray(correct_reference, dtype=np.float64)
-    cand = np.asarray(correct_candidate, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    diffs = np.empty(resamples)
-    for r in range(resamples):
-        idx = rng.integers(0, len(ref), size=len(ref))
-        diffs[r] = cand[idx].mean() - ref[idx].mean()
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return {"resamples": int(resamples), "difference": float(cand.mean() - ref.mean()), "ci95": [float(lo), float(hi)]}

@@ -9,7 +9,7 @@ are kept, so memory grows with (images x embedding size), not with pixels.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -19,8 +19,8 @@ from ..contract import PreprocessContract, override_contract
 from ..errors import BackendUnavailable, InputError
 from ..imaging import fit_face
 from ..manifest import MANIFEST_NAME, Manifest
-from . import metrics
 from .datasets import PairSet
+from .judge import ParityResult
 
 PYTORCH = "pytorch"
 
@@ -50,8 +50,13 @@ class ParityOptions:
     batch_size: int = 32
     flip: bool = False
     folds: int = 10
-    bootstrap: int = 0
+    #: paired bootstrap resamples behind each gate's interval (0: point estimates only)
+    bootstrap: int = 1000
     gates: Gates = field(default_factory=Gates)
+    protocol: str = "insightface"
+    seed: int = 0
+    #: what an inconclusive verdict exits as: None (exit 3), "pass" or "fail"
+    inconclusive_as: str | None = None
 
 
 # -- building model sources ---------------------------------------------------------------
@@ -267,158 +272,6 @@ def embed_all(
     return results
 
 
-# -- judging ------------------------------------------------------------------------------
-
-
-def _percent(value: float) -> str:
-    return f"{100 * value:.2f}%"
-
-
-def _teacher_space(
-    teacher: Embedded, teacher_ver: metrics.Verification, student: np.ndarray, pairs: PairSet, folds: int
-) -> dict[str, Any]:
-    """Cross-model verification: the teacher embeds one image of a pair, the student the other."""
-    t = teacher.embeddings
-    assert t is not None
-    if t.shape[1] != student.shape[1]:
-        return {"error": f"teacher embeds {t.shape[1]}-d, this model {student.shape[1]}-d: not one embedding space"}
-    directions = {
-        "teacher_a_student_b": metrics.verify_scores(metrics.pair_scores(t, student, pairs.pairs), pairs.is_same, folds),
-        "student_a_teacher_b": metrics.verify_scores(metrics.pair_scores(student, t, pairs.pairs), pairs.is_same, folds),
-    }
-    worst = min(v.folded.accuracy for v in directions.values())
-    return {
-        "teacher_accuracy": teacher_ver.folded.accuracy,
-        "cross_accuracy": worst,
-        "drop_pp": 100 * (teacher_ver.folded.accuracy - worst),
-        "directions": {k: v.to_dict() for k, v in directions.items()},
-    }
-
-
-def _model_block(e: Embedded) -> dict[str, Any]:
-    return {
-        "label": e.source.label,
-        "path": e.source.path,
-        "format": e.source.format,
-        "precision": e.source.precision,
-        "contract": e.contract.to_dict() if e.contract else None,
-        "backend": e.backend,
-        **e.source.info,
-        "timing": {"activate_seconds": e.activate_seconds, "embed_seconds": e.embed_seconds, "batch": e.batch_limit},
-    }
-
-
-@dataclass
-class ParityResult:
-    report: dict[str, Any]
-    #: label -> (FAR, TAR) for the ROC plot
-    curves: dict[str, tuple[np.ndarray, np.ndarray]]
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.report["passed"])
-
-
-def judge(
-    pairs: PairSet,
-    reference: Embedded,
-    artifacts: Sequence[Embedded],
-    teacher: Embedded | None,
-    options: ParityOptions,
-) -> ParityResult:
-    """All metrics and the gate verdict of every artifact against the reference (and teacher)."""
-    gates = options.gates
-    folds = options.folds
-    assert reference.embeddings is not None
-    ref_emb = reference.embeddings
-    ref_ver = metrics.verify_scores(metrics.pair_scores(ref_emb, ref_emb, pairs.pairs), pairs.is_same, folds)
-    curves = {f"reference ({reference.source.label})": (ref_ver.far, ref_ver.tar)}
-    teacher_ver = None
-    teacher_block = None
-    if teacher is not None:
-        assert teacher.embeddings is not None
-        t = teacher.embeddings
-        teacher_ver = metrics.verify_scores(metrics.pair_scores(t, t, pairs.pairs), pairs.is_same, folds)
-        curves[f"teacher ({Path(teacher.source.path).name})"] = (teacher_ver.far, teacher_ver.tar)
-        teacher_block = {**_model_block(teacher), "verification": teacher_ver.to_dict()}
-
-    reference_block = {**_model_block(reference), "verification": ref_ver.to_dict(), "teacher_space": None}
-    if teacher is not None and teacher_ver is not None:
-        reference_block["teacher_space"] = _teacher_space(teacher, teacher_ver, ref_emb, pairs, folds)
-
-    rows = []
-    for art in artifacts:
-        row: dict[str, Any] = {
-            **_model_block(art),
-            "status": "skipped" if art.embeddings is None else "verified",
-            "skip_reason": art.source.skip_reason,
-            "agreement": None,
-            "verification": None,
-            "drift": None,
-            "teacher_space": None,
-            "bootstrap": None,
-            "passed": None,
-            "failures": [],
-        }
-        rows.append(row)
-        if art.embeddings is None:
-            continue
-        emb = art.embeddings
-        failures: list[str] = []
-        if emb.shape[1] != ref_emb.shape[1]:
-            failures.append(f"embeds {emb.shape[1]}-d, the reference {ref_emb.shape[1]}-d")
-        else:
-            row["agreement"] = metrics.agreement(ref_emb, emb)
-            p1 = row["agreement"]["cosine_p1"]
-            if not p1 >= gates.min_cosine:
-                failures.append(f"cosine p1 {p1:.4f} < {gates.min_cosine} vs reference")
-        ver = metrics.verify_scores(metrics.pair_scores(emb, emb, pairs.pairs), pairs.is_same, folds)
-        curves[art.source.label] = (ver.far, ver.tar)
-        row["verification"] = ver.to_dict()
-        row["verification"]["accuracy_drop_pp"] = 100 * (ref_ver.folded.accuracy - ver.folded.accuracy)
-        if row["verification"]["accuracy_drop_pp"] > gates.max_acc_drop:
-            failures.append(
-                f"accuracy {_percent(ver.folded.accuracy)} is {row['verification']['accuracy_drop_pp']:.2f} pp below "
-                f"the reference {_percent(ref_ver.folded.accuracy)} (max {gates.max_acc_drop})"
-            )
-        row["drift"] = metrics.threshold_drift(ref_ver, ver)
-        if options.bootstrap > 0:
-            row["bootstrap"] = metrics.paired_bootstrap(ref_ver.folded.correct, ver.folded.correct, options.bootstrap)
-        if teacher is not None and teacher_ver is not None:
-            space = _teacher_space(teacher, teacher_ver, emb, pairs, folds)
-            row["teacher_space"] = space
-            if "error" in space:
-                failures.append(space["error"])
-            elif space["drop_pp"] > gates.max_teacher_drop:
-                failures.append(
-                    f"teacher-space accuracy {_percent(space['cross_accuracy'])} is {space['drop_pp']:.2f} pp below "
-                    f"the teacher's {_percent(space['teacher_accuracy'])} (max {gates.max_teacher_drop})"
-                )
-        row["passed"] = not failures
-        row["failures"] = failures
-
-    verified = [r for r in rows if r["status"] == "verified"]
-    report = {
-        "pairs": pairs.describe(),
-        "options": {
-            "batch_size": options.batch_size,
-            "flip": options.flip,
-            "folds": folds,
-            "bootstrap": options.bootstrap,
-            "gates": {
-                "min_cosine": gates.min_cosine,
-                "max_acc_drop_pp": gates.max_acc_drop,
-                "max_teacher_drop_pp": gates.max_teacher_drop,
-            },
-        },
-        "reference": reference_block,
-        "teacher": teacher_block,
-        "artifacts": rows,
-        "passed": bool(verified) and all(r["passed"] for r in verified),
-    }
-    return ParityResult(report, curves)
-
-
 # -- orchestration ------------------------------------------------------------------------
 
 
@@ -483,18 +336,25 @@ def resolve_targets(targets: Sequence[str | Path], ref: ReferenceOptions, ov_dev
 
 
 def run_parity(
-    pairs: PairSet,
+    pair_sets: Sequence[PairSet],
     targets: Targets,
     teacher: ModelSource | None,
     options: ParityOptions,
     on_batch: Callable[[int], None] | None = None,
 ) -> ParityResult:
-    """Embed with every model (images decoded once) and judge each artifact."""
+    """Embed every set with every model in one activation (each image decoded once), judge each set."""
+    from .judge import judge_sets
+    from .multiset import concat_pair_sets, resize_warnings
+
+    combined, slices = concat_pair_sets(pair_sets)
     sources = [targets.reference, *targets.artifacts] + ([teacher] if teacher else [])
-    embedded = embed_all(pairs, sources, options.batch_size, options.flip, on_batch)
-    reference, rest = embedded[0], embedded[1:]
-    teacher_embedded = rest.pop() if teacher else None
-    for model in (reference, teacher_embedded):
+    embedded = embed_all(combined, sources, options.batch_size, options.flip, on_batch)
+    for model in (embedded[0], embedded[-1] if teacher else None):
         if model is not None and model.embeddings is None:
             raise BackendUnavailable(f"{model.source.label} could not run here: {model.source.skip_reason}")
-    return judge(pairs, reference, rest, teacher_embedded, options)
+    per_set = []
+    for pair_set, part in zip(pair_sets, slices):
+        views = [replace(e, embeddings=None if e.embeddings is None else e.embeddings[part]) for e in embedded]
+        per_set.append((pair_set, views))
+    sizes = sorted({e.contract.input_size for e in embedded if e.contract is not None})
+    return judge_sets(per_set, teacher is not None, options, resize_warnings(combined, slices, pair_sets, sizes))

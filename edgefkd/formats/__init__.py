@@ -26,6 +26,8 @@ FORMAT_MODULES: tuple[str, ...] = (
     "ort",
     "openvino",
     "tensorrt",
+    "litert",
+    "executorch",
     "ncnn",
     "coreml",
 )

@@ -68,15 +68,17 @@ class ArtifactEntry:
         from .fileio import artifact_digest
 
         digest, size = artifact_digest(path)
-        if fmt == "openvino" and path.with_suffix(".bin").is_file():
-            # The .xml's hash says nothing about the weights: record theirs too.
-            extra = {"weights_sha256": sha256_file(path.with_suffix(".bin")), **extra}
         try:
             from .formats import format_for_path
 
-            size += sum(p.stat().st_size for p in format_for_path(path).companions(path) if p.is_file())
+            companions = [c for c in format_for_path(path).companions(path) if c.is_file()]
         except InputError:
-            pass
+            companions = []
+        if companions:
+            # The main file's hash says nothing about its weights (OpenVINO and NCNN .bin):
+            # record theirs too, by name beside the artifact.
+            extra = {"companions_sha256": {c.name: sha256_file(c) for c in companions}, **extra}
+            size += sum(c.stat().st_size for c in companions)
         return cls(
             path=str(path.relative_to(root)),
             format=fmt,
@@ -168,11 +170,12 @@ class Manifest:
                     f"{entry.path} does not match the sha256 in the manifest: it changed after export; "
                     "re-export, or pass --no-verify-hash to use it anyway"
                 )
-            weights = entry.extra.get("weights_sha256")
-            if entry.format == "openvino" and weights:
-                bin_path = Manifest.contained_path(export_dir, ArtifactEntry(str(Path(entry.path).with_suffix(".bin")), "openvino", entry.precision))
-                if not bin_path.is_file() or sha256_file(bin_path) != weights:
-                    raise IntegrityError(f"{Path(entry.path).with_suffix('.bin')} (the weights of {entry.path}) is missing or changed after export")
+            for name, recorded in (entry.extra.get("companions_sha256") or {}).items():
+                companion = Manifest.contained_path(
+                    export_dir, ArtifactEntry(str(Path(entry.path).with_name(name)), entry.format, entry.precision)
+                )
+                if not companion.is_file() or sha256_file(companion) != recorded:
+                    raise IntegrityError(f"{companion.name} (part of {entry.path}) is missing or changed after export")
         return path
 
     def upsert(self, entry: ArtifactEntry) -> None:

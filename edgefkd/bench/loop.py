@@ -102,7 +102,7 @@ def _artifact_bytes(file: Path) -> int | None:
     """The artifact's size on disk, its companion files (OpenVINO .bin...) included."""
     from ..formats import format_for_path
 
-    if not file.is_file():
+    if not file.exists():
         return None
     try:
         companions = format_for_path(file).companions(file)
@@ -185,7 +185,7 @@ def targets_from_files(files: Sequence[str | os.PathLike[str]], ov_precisions: S
     for name in files:
         file = Path(name)
         fmt = format_for_path(file)
-        reason = None if file.is_file() else f"artifact file missing: {file}"
+        reason = None if file.exists() else f"artifact file missing: {file}"
         target = BenchTarget(
             label=file.name, backend=fmt.runtime_name, precision="?", format=fmt.name, file=str(file.resolve()),
             path=str(file), bytes=_artifact_bytes(file), skip_reason=reason or fmt.available(),

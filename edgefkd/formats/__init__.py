@@ -103,7 +103,7 @@ def runnable_reason(export_dir: Path, entry: Any) -> str | None:
     status = str(entry.extra.get("status") or "")
     if status not in RUNNABLE_STATUSES:
         return f"manifest status: {status}"
-    if not artifact_file(export_dir, entry).is_file():
+    if not artifact_file(export_dir, entry).exists():
         return f"artifact file missing: {entry.path}"
     return get_format(entry.format).available()
 

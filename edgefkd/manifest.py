@@ -19,8 +19,8 @@ from typing import Any
 
 from . import __version__
 from .contract import PreprocessContract
-from .errors import InputError
-from .fileio import atomic_write_json
+from .errors import InputError, IntegrityError, MissingArtifactError
+from .fileio import atomic_write_json, check_plain_path, sha256_file
 
 MANIFEST_NAME = "manifest.json"
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -71,9 +71,14 @@ class ArtifactEntry:
         try:
             from .formats import format_for_path
 
-            size += sum(p.stat().st_size for p in format_for_path(path).companions(path) if p.is_file())
+            companions = [c for c in format_for_path(path).companions(path) if c.is_file()]
         except InputError:
-            pass
+            companions = []
+        if companions:
+            # The main file's hash says nothing about its weights (OpenVINO and NCNN .bin):
+            # record theirs too, by name beside the artifact.
+            extra = {"companions_sha256": {c.name: sha256_file(c) for c in companions}, **extra}
+            size += sum(c.stat().st_size for c in companions)
         return cls(
             path=str(path.relative_to(root)),
             format=fmt,
@@ -128,6 +133,50 @@ class Manifest:
         except json.JSONDecodeError as exc:
             raise InputError(f"{path} is not valid JSON: {exc}") from None
         return cls.from_dict(data)
+
+    @staticmethod
+    def contained_path(export_dir: str | Path, entry: ArtifactEntry) -> Path:
+        """Where `entry` is, refused (IntegrityError) unless inside `export_dir`.
+
+        A manifest is untrusted input: an absolute path, a `..`, a control character or a
+        symlink leading out of the export folder is refused.
+        """
+        root = Path(export_dir).resolve()
+        if not isinstance(entry.path, str) or not entry.path:
+            raise IntegrityError(f"manifest artifact path {entry.path!r} is not a path: refused")
+        check_plain_path(entry.path, "artifact path")
+        relative = Path(entry.path)
+        if relative.is_absolute() or entry.path.startswith(("/", "\\")) or ".." in relative.parts:
+            raise IntegrityError(f"manifest artifact path {entry.path!r} is not a plain path inside {export_dir}: refused")
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root):
+            raise IntegrityError(f"manifest artifact {entry.path!r} leads out of {export_dir} (a symlink): refused")
+        return path
+
+    @staticmethod
+    def artifact_file(export_dir: str | Path, entry: ArtifactEntry, verify_hash: bool = True) -> Path:
+        """The artifact of `entry` (a file or a package folder), inside `export_dir` and, by
+        default, checked against its recorded sha256; MissingArtifactError when it is gone."""
+        from .fileio import artifact_digest
+
+        path = Manifest.contained_path(export_dir, entry)
+        if not path.exists():
+            raise MissingArtifactError(f"{entry.path} is listed in {Path(export_dir) / MANIFEST_NAME} but the file is missing")
+        if verify_hash:
+            if not entry.sha256:
+                raise IntegrityError(f"the manifest records no sha256 for {entry.path}; pass --no-verify-hash to use it unchecked")
+            if artifact_digest(path)[0] != entry.sha256:
+                raise IntegrityError(
+                    f"{entry.path} does not match the sha256 in the manifest: it changed after export; "
+                    "re-export, or pass --no-verify-hash to use it anyway"
+                )
+            for name, recorded in (entry.extra.get("companions_sha256") or {}).items():
+                companion = Manifest.contained_path(
+                    export_dir, ArtifactEntry(str(Path(entry.path).with_name(name)), entry.format, entry.precision)
+                )
+                if not companion.is_file() or sha256_file(companion) != recorded:
+                    raise IntegrityError(f"{companion.name} (part of {entry.path}) is missing or changed after export")
+        return path
 
     def upsert(self, entry: ArtifactEntry) -> None:
         """Add an artifact, replacing an earlier entry with the same path."""

@@ -14,8 +14,16 @@ FACES_DIR = FIXTURES / "faces"
 
 
 def _need(path: Path) -> Path:
+    """The fixture's path; a skip where it is absent, except in CI, where fixtures always exist.
+
+    CI sets CI=true: there a missing fixture is a broken fixture path, which must fail the
+    run rather than turn the tests that need it into silent skips.
+    """
     if not path.exists():
-        pytest.skip(f"real fixture {path} is absent (set EDGEFKD_FIXTURES to the shared/ folder)")
+        message = f"real fixture {path} is absent (set EDGEFKD_FIXTURES to the shared/ folder)"
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            pytest.fail(f"{message}; CI is set, so this fails instead of skipping", pytrace=False)
+        pytest.skip(message)
     return path
 
 

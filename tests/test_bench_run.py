@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from edgefkd.bench.loop import BenchSettings, run_benchmark, targets_from_files
-from edgefkd.bench.session import BenchRequest, run_benchmark_command
+from edgefkd.bench.session import BenchRequest, measure_request, run_benchmark_command
 from edgefkd.cli import main
 from edgefkd.contract import PreprocessContract
+from edgefkd.errors import BackendError
 from edgefkd.manifest import ArtifactEntry, Manifest
 
 TENSORRT_ABSENT = importlib.util.find_spec("tensorrt") is None
@@ -38,10 +40,12 @@ def test_unrunnable_artifacts_are_rows_with_reasons(tmp_path: Path, mobilefacene
     )
     manifest.upsert(ArtifactEntry(path="model_fp16.engine", format="tensorrt", precision="fp16",
                                   extra={"status": "deferred: TensorRT not installed"}))  # fmt: skip
-    manifest.upsert(ArtifactEntry(path="model_int8.engine", format="tensorrt", precision="int8"))
-    manifest.upsert(ArtifactEntry(path=str(mobilefacenet_upstream_onnx), format="onnx", precision="fp32"))
+    manifest.upsert(ArtifactEntry.for_file(export, export / "model_int8.engine", "tensorrt", "int8"))
+    shutil.copy(mobilefacenet_upstream_onnx, export / "upstream.onnx")
+    manifest.upsert(ArtifactEntry.for_file(export, export / "upstream.onnx", "onnx", "fp32"))
     manifest.write(export)
-    result, report_dir = run_benchmark_command(BenchRequest([export], batch_sizes=(1,), iters=2, warmup=0))
+    request = BenchRequest([export], batch_sizes=(1,), iters=2, warmup=0)
+    result, report_dir = measure_request(request)
     rows = {r.artifact: r for r in result.rows}
     assert len(result.rows) == 4 and not any(r.measured for r in result.rows)
     assert rows["pytorch-eager"].status == "skipped" and "gone.pt" in rows["pytorch-eager"].reason
@@ -50,11 +54,13 @@ def test_unrunnable_artifacts_are_rows_with_reasons(tmp_path: Path, mobilefacene
         assert rows["model_int8.engine"].status == "skipped"
         # The same reason list-formats and verify-parity give (the TensorRT format's available()).
         assert rows["model_int8.engine"].reason.startswith("TensorRT is not installed")
-    onnx_row = rows[str(mobilefacenet_upstream_onnx)]
+    onnx_row = rows["upstream.onnx"]
     assert onnx_row.status == "error" and "preprocessing contract" in onnx_row.reason
-    data = json.loads((report_dir / "benchmark.json").read_text())
-    assert {r["status"] for r in data["rows"]} <= {"skipped", "error"}
-    assert all(r["reason"] for r in data["rows"])
+    assert all(r.reason for r in result.rows)
+    # Nothing measured: the command is an error and writes no report.
+    with pytest.raises(BackendError, match="nothing could be measured"):
+        run_benchmark_command(request)
+    assert not report_dir.exists()
 
 
 def test_small_interleaved_run_on_real_export(export_dir: Path, faces_dir: Path, tmp_path: Path) -> None:

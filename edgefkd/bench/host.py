@@ -78,3 +78,24 @@ def host_info(threads: int | None = None) -> dict[str, Any]:
         "threads": threads,
         "thread_env": {k: os.environ[k] for k in THREAD_ENV if k in os.environ},
     }
+
+
+#: Memory one 112x112 face may take through a face-recognition CNN, inputs and activations
+#: together. ONNX Runtime grew 3.4 MiB per face for MobileFaceNet fp32 at batch 64 (2.4 at
+#: 256); this leaves room for eager PyTorch, larger backbones and the backends' own copies.
+BYTES_PER_FACE = 32 << 20
+
+
+def check_batch_fits(batch: int) -> None:
+    """Refuse a batch whose inputs and activations cannot fit in the memory available now."""
+    import psutil
+
+    from ..errors import InputError
+
+    available = psutil.virtual_memory().available
+    needed = batch * BYTES_PER_FACE
+    if needed > available:
+        raise InputError(
+            f"batch {batch} needs about {needed / 2**30:.1f} GiB and {available / 2**30:.1f} GiB is available: "
+            f"choose a batch of at most {max(1, available // BYTES_PER_FACE)}"
+        )

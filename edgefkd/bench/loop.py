@@ -102,7 +102,7 @@ def _artifact_bytes(file: Path) -> int | None:
     """The artifact's size on disk, its companion files (OpenVINO .bin...) included."""
     from ..formats import format_for_path
 
-    if not file.is_file():
+    if not file.exists():
         return None
     try:
         companions = format_for_path(file).companions(file)
@@ -121,22 +121,33 @@ def _expand_openvino(target: BenchTarget, ov_precisions: Sequence[str]) -> list[
 
 
 def targets_from_manifest(
-    export_dir: str | os.PathLike[str], ov_precisions: Sequence[str] = ("f32",), include_torch: bool = True
+    export_dir: str | os.PathLike[str], ov_precisions: Sequence[str] = ("f32",), include_torch: bool = True,
+    verify_hash: bool = True, trust_manifest: bool = False,
 ) -> list[BenchTarget]:
     """PyTorch reference (baseline) + every artifact the export's manifest lists.
 
     Artifacts that cannot run here (a deferred TensorRT engine, a backend that is not
-    installed, a file that is gone) become targets with a skip reason.
+    installed, a file that is gone) become targets with a skip reason. Paths leading out
+    of the export folder and changed files are refused (Manifest.artifact_file), and so is
+    a manifest arch that would import code unless `trust_manifest`.
     """
+    from ..errors import MissingArtifactError
+    from ..models.loading import check_manifest_arch
+
     root = Path(export_dir)
     manifest = Manifest.read(root)
     targets: list[BenchTarget] = []
     if include_torch:
+        check_manifest_arch(manifest.model.get("arch"), root / "manifest.json", trust_manifest)
         ckpt_text = str(manifest.model.get("checkpoint") or "")
         ckpt = Path(ckpt_text)
         if ckpt_text and not ckpt.is_absolute() and not ckpt.exists() and (root / ckpt).exists():
             ckpt = root / ckpt
         reason = None if ckpt_text and ckpt.is_file() else f"reference checkpoint {ckpt_text or '?'} not found"
+        if reason is None and ckpt.suffix == ".pt2":
+            from ..models.pt2_safety import check_pt2_archive
+
+            check_pt2_archive(ckpt)  # here, not in the worker: a refused file is an error, not a skipped row
         targets.append(
             BenchTarget(
                 label="pytorch-eager",
@@ -155,6 +166,8 @@ def targets_from_manifest(
     for entry in manifest.artifacts:
         file = artifact_file(root, entry).resolve()
         reason = runnable_reason(root, entry)
+        if reason is None:
+            Manifest.artifact_file(root, entry, verify_hash)
         backend = get_format(entry.format).runtime_name if entry.format in format_names() else entry.format
         target = BenchTarget(
             label=entry.path, backend=backend, precision=entry.precision, format=entry.format, file=str(file),
@@ -172,7 +185,7 @@ def targets_from_files(files: Sequence[str | os.PathLike[str]], ov_precisions: S
     for name in files:
         file = Path(name)
         fmt = format_for_path(file)
-        reason = None if file.is_file() else f"artifact file missing: {file}"
+        reason = None if file.exists() else f"artifact file missing: {file}"
         target = BenchTarget(
             label=file.name, backend=fmt.runtime_name, precision="?", format=fmt.name, file=str(file.resolve()),
             path=str(file), bytes=_artifact_bytes(file), skip_reason=reason or fmt.available(),

@@ -40,6 +40,8 @@ class BenchRequest:
     parity_report: str | os.PathLike[str] | None = None
     report_dir: str | os.PathLike[str] | None = None
     extra_targets: list[BenchTarget] = field(default_factory=list)
+    verify_hash: bool = True
+    trust_manifest: bool = False
 
 
 def resolve_targets(request: BenchRequest) -> tuple[list[BenchTarget], Path | None]:
@@ -54,7 +56,10 @@ def resolve_targets(request: BenchRequest) -> tuple[list[BenchTarget], Path | No
         export_dir = dirs[0]
         if not (export_dir / MANIFEST_NAME).is_file():
             raise InputError(f"{export_dir} has no {MANIFEST_NAME}: is it an edgefkd export directory?")
-        return targets_from_manifest(export_dir, request.ov_precisions, request.include_torch), export_dir
+        targets = targets_from_manifest(
+            export_dir, request.ov_precisions, request.include_torch, request.verify_hash, request.trust_manifest
+        )
+        return targets, export_dir
     missing = [s for s in sources if not s.exists()]
     if missing:
         raise InputError(f"not found: {missing[0]}")
@@ -62,7 +67,18 @@ def resolve_targets(request: BenchRequest) -> tuple[list[BenchTarget], Path | No
 
 
 def run_benchmark_command(request: BenchRequest, show_progress: bool = False) -> tuple[BenchResult, Path]:
-    """Measure, merge the parity report when there is one, and write the report folder."""
+    """Measure, merge the parity report when there is one, and write the report folder.
+
+    A run that measured nothing raises BackendError and leaves an earlier report as it was.
+    """
+    result, report_dir = measure_request(request, show_progress)
+    check_something_measured(result)
+    write_report(result, report_dir)
+    return result, report_dir
+
+
+def measure_request(request: BenchRequest, show_progress: bool = False) -> tuple[BenchResult, Path]:
+    """Every row of the request (measured, skipped or failed) and where its report goes."""
     targets, export_dir = resolve_targets(request)
     targets += request.extra_targets
     base_dir = export_dir if export_dir is not None else Path(request.sources[0]).resolve().parent
@@ -103,5 +119,18 @@ def run_benchmark_command(request: BenchRequest, show_progress: bool = False) ->
         result.parity_report = str(parity_path)
         if not matched:
             result.warnings.append(f"no artifact of {parity_path} matched a benchmarked artifact")
-    write_report(result, report_dir)
+    if not request.verify_hash and export_dir is not None:
+        result.warnings.append("artifact sha256 hashes were not checked against the manifest (--no-verify-hash)")
     return result, report_dir
+
+
+def check_something_measured(result: BenchResult) -> None:
+    """A run that measured nothing is an error, and must not replace an earlier good report."""
+    from ..errors import BackendError
+
+    if result.rows and not any(row.measured for row in result.rows):
+        reasons = list(dict.fromkeys(
+            f"{row.artifact}: {row.status} ({' '.join(str(row.reason).split())[:160]})" for row in result.rows
+        ))
+        more = f" (+{len(reasons) - 3} more)" if len(reasons) > 3 else ""
+        raise BackendError(f"nothing could be measured, no report written: {'; '.join(reasons[:3])}{more}")

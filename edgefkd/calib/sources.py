@@ -27,7 +27,8 @@ from ..errors import InputError
 from ..imaging import decode_image, fit_face, list_images
 from . import synthetic
 
-SHIPPED_DIR = Path(__file__).resolve().parents[2] / "calib_data"
+#: Where a source checkout keeps the default set; installed, it is the package edgefkd.calib_data.
+CHECKOUT_DIR = Path(__file__).resolve().parents[2] / "calib_data"
 DEFAULT_SOURCE = "default"
 _SHIPPED_NAMES = ("default", "calib_data", "calib_data/")
 WARN_LIST_MAX = 10  # unreadable files named in the warning; the rest are counted
@@ -49,14 +50,27 @@ class CalibrationSource:
     folder: Path | None = None  # set for folder sources (where a manifest.json may describe them)
 
 
+def _installed_calibration_dir() -> Path | None:
+    """The data package edgefkd.calib_data of an installed wheel (a namespace package: no code)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("edgefkd.calib_data")
+    except (ImportError, ValueError):
+        return None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    return next((Path(p) for p in locations if (Path(p) / "manifest.json").is_file()), None)
+
+
 def shipped_calibration_dir() -> Path:
-    """The default calibration set shipped in the repository (`calib_data/`)."""
-    if not SHIPPED_DIR.is_dir():
-        raise InputError(
-            f"the default calibration set {SHIPPED_DIR} is not present in this installation; "
-            "pass --calib synthetic or a folder of aligned faces"
-        )
-    return SHIPPED_DIR
+    """The default calibration set: installed as edgefkd.calib_data, or `calib_data/` of a checkout."""
+    for candidate in (_installed_calibration_dir(), CHECKOUT_DIR):
+        if candidate is not None and candidate.is_dir():
+            return candidate
+    raise InputError(
+        "the default calibration set (package edgefkd.calib_data) is not present in this installation; "
+        "pass --calib synthetic or a folder of aligned faces"
+    )
 
 
 def _parse_synthetic(spec: str, limit: int | None, seed: int) -> tuple[int, int]:

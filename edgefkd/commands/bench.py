@@ -17,6 +17,11 @@ def _parse_batch_sizes(text: str) -> tuple[int, ...]:
         raise InputError(f"--batch-sizes must look like 1,8,32, got {text!r}") from None
     if not sizes:
         raise InputError(f"--batch-sizes must look like 1,8,32, got {text!r}")
+    if min(sizes) < 1:
+        raise InputError(f"--batch-sizes must be positive, got {text!r}")
+    from ..bench.host import check_batch_fits
+
+    check_batch_fits(max(sizes))
     return sizes
 
 
@@ -78,6 +83,8 @@ def register(app: typer.Typer) -> None:
             None, "--parity-report", help="verify-parity report.json to merge (default: <export dir>/parity/report.json)."
         ),
         report: Optional[Path] = typer.Option(None, "--report", help="Output folder (default: <export dir>/benchmark/)."),
+        no_verify_hash: bool = typer.Option(False, "--no-verify-hash", help="Use manifest artifacts even if their sha256 differs (the report says so)."),
+        trust_manifest: bool = typer.Option(False, "--trust-manifest", help="Let a manifest's file.py:factory / module:function arch import and run its code."),
     ) -> None:
         """Size, accuracy and latency of every artifact of an export, measured the same way."""
         from ..bench.session import BenchRequest, run_benchmark_command
@@ -97,6 +104,8 @@ def register(app: typer.Typer) -> None:
             include_torch=not no_torch,
             parity_report=parity_report,
             report_dir=report,
+            verify_hash=not no_verify_hash,
+            trust_manifest=trust_manifest,
         )
         result, report_dir = run_benchmark_command(request, show_progress=True)
         _print_table(result)

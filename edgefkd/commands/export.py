@@ -37,7 +37,7 @@ def export(
     pairs: Annotated[Optional[Path], typer.Option(help="Verification pairs for --accuracy-aware (CSV, LFW pairs.txt, insightface .bin).")] = None,
     max_acc_drop: Annotated[float, typer.Option(help="--accuracy-aware bound, percentage points of 10-fold accuracy.")] = 1.0,
     val_images: Annotated[Optional[Path], typer.Option(help="Folder of aligned faces to validate artifacts on [default: the calibration source, else generated].")] = None,
-    no_validate: Annotated[bool, typer.Option("--no-validate", help="Keep artifacts that miss the parity threshold (numbers still reported).")] = False,
+    no_validate: Annotated[bool, typer.Option("--no-validate", help="Skip comparing the artifacts with PyTorch: they are kept unchecked and the manifest says so.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty output directory.")] = False,
     min_batch: Annotated[int, typer.Option(help="TensorRT profile: min batch.")] = 1,
     opt_batch: Annotated[int, typer.Option(help="TensorRT profile: opt batch.")] = 8,
@@ -64,7 +64,8 @@ def export(
     report = run_export(opts, log=lambda msg: console.print(msg, highlight=False))
     for note in report.notes:
         console.print(f"[yellow]warning:[/] {note}", highlight=False)
-    console.print(export_table(report.manifest, title=f"validated on {report.validation_source}"))
+    title = f"validated on {report.validation_source}" if not no_validate else "NOT validated (--no-validate)"
+    console.print(export_table(report.manifest, title=title))
     console.print(f"wrote {report.out_dir}/manifest.json in {report.seconds:.1f}s", highlight=False)
 
 

@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
         dla_core: Optional[int] = typer.Option(None, "--dla-core", help="Jetson DLA core to build for (static batch, GPU fallback on)."),
         implicit_int8: bool = typer.Option(False, "--implicit-int8", help="TensorRT 8.6 only: INT8 from the fp32 ONNX with an entropy calibration cache computed from --calib faces (kept if current)."),
         calib: Optional[str] = typer.Option(None, "--calib", help="Calibration faces for --implicit-int8 (folder, .bin, .npy or 'synthetic')."),
+        no_verify_hash: bool = typer.Option(False, "--no-verify-hash", help="Build from manifest ONNX files even if their sha256 differs."),
         device: int = typer.Option(0, "--device", help="CUDA device index (builds and runs there)."),
     ) -> None:
         """Build TensorRT engines on this machine and add them to the manifest.
@@ -30,8 +31,10 @@ def register(app: typer.Typer) -> None:
         on the target.
         """
         from ..exporters.tensorrt import TensorRTOptions, build_engine_command, export_tensorrt
+        from ..fileio import check_plain_path
         from ..manifest import Manifest
 
+        check_plain_path(export_dir, "export directory")
         precisions = [p.strip().lower() for p in precision.split(",") if p.strip()]
         # DLA runs one static batch: unless given, min and max follow opt (default 1 there).
         opt_batch = opt_batch if opt_batch is not None else (1 if dla_core is not None else 8)
@@ -41,6 +44,7 @@ def register(app: typer.Typer) -> None:
         options = TensorRTOptions(
             min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch, workspace_mib=workspace,
             timing_cache=timing_cache, dla_core=dla_core, implicit_int8=implicit_int8, calib_source=calib, device=device,
+            verify_hash=not no_verify_hash,
         )
         manifest = Manifest.read(export_dir)
         entries = export_tensorrt(export_dir, manifest, precisions, options)
@@ -51,6 +55,8 @@ def register(app: typer.Typer) -> None:
         for entry in entries:
             state = entry.extra.get("status")
             typer.echo(f"{entry.precision}: {entry.path} ({state})")
+        if no_verify_hash:
+            typer.echo("warning: source ONNX sha256 hashes were not checked (--no-verify-hash)")
         if deferred:
             typer.echo(f"TensorRT bundle: {export_dir / 'tensorrt'} ({deferred[0].extra.get('reason', '')})")
             typer.echo("run on the target: " + build_engine_command(export_dir, [e.precision for e in deferred], options))

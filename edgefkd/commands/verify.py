@@ -40,6 +40,8 @@ def register(app: typer.Typer) -> None:
         max_teacher_drop: float = typer.Option(1.0, "--max-teacher-drop", help="Gate: teacher-space accuracy drop vs the teacher's own, pp."),
         report: Optional[Path] = typer.Option(None, "--report", help="Report folder (default: <export dir>/parity)."),
         ov_device: str = typer.Option("CPU", "--ov-device", help="OpenVINO device."),
+        no_verify_hash: bool = typer.Option(False, "--no-verify-hash", help="Use manifest artifacts even if their sha256 differs (the report says so)."),
+        trust_manifest: bool = typer.Option(False, "--trust-manifest", help="Let a manifest's file.py:factory / module:function arch import and run its code."),
         ijb: Optional[Path] = typer.Option(None, "--ijb", help="IJB-B/C folder in the official layout (meta/, loose_crop/): 1:1 template verification."),
         ijb_set: str = typer.Option("IJBC", "--ijb-set", help="IJBB or IJBC."),
         gallery: Optional[Path] = typer.Option(None, "--gallery", help="1:N gallery CSV file,identity, enrolled by the teacher (else the reference)."),
@@ -76,10 +78,11 @@ def register(app: typer.Typer) -> None:
             request = TemplateRequest(ijb, ijb_set, gallery, probes, images_root, engine, ray_address, workers,
                                       embedding_dtype, detector_weighting, max_tar_drop, max_rank1_drop)
             resolved = resolve_targets(
-                targets, ReferenceOptions(str(reference) if reference else None, arch, input_size, mean, std, channel_order), ov_device
+                targets, ReferenceOptions(str(reference) if reference else None, arch, input_size, mean, std, channel_order), ov_device,
+                verify_hash=not no_verify_hash, trust_manifest=trust_manifest,
             )
             teacher_model = (teacher_source(teacher, teacher_arch, teacher_input_size, teacher_mean, teacher_std,
-                                            teacher_channel_order, ov_device) if teacher else None)
+                                            teacher_channel_order, ov_device, trust_manifest=trust_manifest) if teacher else None)
             code = run_template_checks(request, resolved, teacher_model, report, flip, batch_size, bootstrap, min_cosine, max_teacher_drop)
             raise typer.Exit(code)
         if not pairs:
@@ -87,9 +90,13 @@ def register(app: typer.Typer) -> None:
         check_protocol(protocol)
         if inconclusive not in (None, "pass", "fail"):
             raise InputError(f"--inconclusive must be pass or fail, got {inconclusive!r}")
+        from ..bench.host import check_batch_fits
+
+        check_batch_fits(batch_size)
         pair_sets = [load_pairs(p, images_root) for p in pairs]
         resolved = resolve_targets(
-            targets, ReferenceOptions(str(reference) if reference else None, arch, input_size, mean, std, channel_order), ov_device
+            targets, ReferenceOptions(str(reference) if reference else None, arch, input_size, mean, std, channel_order), ov_device,
+            verify_hash=not no_verify_hash, trust_manifest=trust_manifest,
         )
         report_dir = report or resolved.default_report_dir
         check_report_dir(report_dir)
@@ -97,7 +104,8 @@ def register(app: typer.Typer) -> None:
         models = 1 + len(resolved.artifacts)
         check_bootstrap(bootstrap, [p.num_pairs for p in pair_sets], models + (1 + 2 * models if teacher else 0), 10, protocol)
         teacher_model = (
-            teacher_source(teacher, teacher_arch, teacher_input_size, teacher_mean, teacher_std, teacher_channel_order, ov_device)
+            teacher_source(teacher, teacher_arch, teacher_input_size, teacher_mean, teacher_std, teacher_channel_order, ov_device,
+                           trust_manifest=trust_manifest)
             if teacher
             else None
         )
@@ -112,6 +120,8 @@ def register(app: typer.Typer) -> None:
             result = run_parity(pair_sets, resolved, teacher_model, options, lambda n: progress.advance(task, n))
         write_report(result, report_dir)
         _print_tables(result.report, summary_rows, matrix_rows, gate_notes, Table, Console, console)
+        if no_verify_hash:
+            console.print("warning: artifact sha256 hashes were not checked (--no-verify-hash)")
         code = result.exit_code
         verdict = result.report["verdict"].upper()
         mapped = f" (exit {code}: --inconclusive {inconclusive})" if verdict == "INCONCLUSIVE" and inconclusive else ""

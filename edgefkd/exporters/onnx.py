@@ -112,6 +112,14 @@ def _torch_export(module: Any, example: Any, path: Path, opset: int, exporter: s
         )
 
 
+def file_opset(path: str | Path) -> int | None:
+    """The default-domain opset an ONNX file actually declares (read back from the file)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
 def _batch_is_dynamic(model: Any) -> bool:
     dims = model.graph.input[0].type.tensor_type.shape.dim
     return bool(dims) and not dims[0].HasField("dim_value")
@@ -147,12 +155,16 @@ def export_onnx(
             try:
                 with _quiet_exporter():
                     _torch_export(module, example, tmp, opset, candidate)
+                written = file_opset(tmp)
+                if written != opset:  # the dynamo exporter falls back to its own opset silently
+                    errors.append(f"{candidate}: wrote opset {written}, not {opset}")
+                    continue
                 used = candidate
                 break
             except Exception as exc:  # try the other exporter, then report both
                 errors.append(f"{candidate}: {_first_line(exc)}")
         if used is None:
-            raise ExportError(f"ONNX export failed (an op ONNX cannot express?): {' | '.join(errors)}")
+            raise ExportError(f"ONNX export failed at opset {opset} with both exporters: {' | '.join(errors)}")
         if used != exporter:
             notes.append(f"the {exporter} exporter failed ({errors[0]}); used the {used} exporter")
 
@@ -180,7 +192,7 @@ def export_onnx(
         try:
             onnx.checker.check_model(model, full_check=True)
         except Exception as exc:
-            raise ExportError(f"onnx.checker rejected the exported graph: {_first_line(exc)}") from None
+            raise ExportError(f"onnx.checker rejected the exported graph: {_first_line(exc)}") from exc
         onnx.save(model, str(tmp))
     return OnnxExportResult(out_path, used, opset, nodes_before, len(model.graph.node), simplified, notes)
 
@@ -196,7 +208,7 @@ def convert_onnx_fp16(src: str | Path, dst: str | Path, metadata: dict[str, str]
         with _quiet_exporter():
             half = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
     except Exception as exc:
-        raise ExportError(f"FP16 conversion of {src} failed: {_first_line(exc)}") from None
+        raise ExportError(f"FP16 conversion of {src} failed: {_first_line(exc)}") from exc
     half.ir_version = min(half.ir_version, MAX_IR_VERSION)
     merge_metadata(half, metadata or {})
     with atomic_path(dst) as tmp:

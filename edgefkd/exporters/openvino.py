@@ -37,6 +37,6 @@ def export_openvino(onnx_path: str | Path, out_xml: str | Path, *, fp16: bool, m
     try:
         model = ov.convert_model(str(onnx_path))
     except Exception as exc:
-        raise ExportError(f"OpenVINO could not convert {onnx_path}: {str(exc).strip().splitlines()[0][:240]}") from None
+        raise ExportError(f"OpenVINO could not convert {onnx_path}: {library_message(exc)}") from exc
     set_rt_metadata(model, metadata)
     return save_ir_atomically(model, out_xml, compress_to_fp16=fp16)

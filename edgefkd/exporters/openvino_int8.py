@@ -58,7 +58,7 @@ def read_fp32_openvino(path: Path) -> "ov.Model":
             return ov.Core().read_model(str(path))
         model = ov.convert_model(str(path))
     except Exception as exc:  # OpenVINO raises RuntimeError/GeneralFailure for unreadable models
-        raise InputError(f"cannot read {path} with OpenVINO: {str(exc).splitlines()[0][:200]}") from None
+        raise InputError(f"cannot read {path} with OpenVINO: {library_message(exc)}") from exc
     from ..runners import read_artifact_metadata
 
     set_rt_metadata(model, read_artifact_metadata(path))
@@ -201,9 +201,9 @@ def quantize_openvino_int8(
                 advanced_quantization_parameters=advanced, **options,
             )
     except nncf.ValidationError as exc:
-        raise InputError(f"NNCF rejected the quantization setup: {exc}") from None
+        raise InputError(f"NNCF rejected the quantization setup: {exc}") from exc
     except RuntimeError as exc:
-        raise ExportError(f"NNCF quantization failed: {str(exc).splitlines()[0][:200]}") from None
+        raise ExportError(f"NNCF quantization failed: {library_message(exc)}") from exc
     info["calibration_seconds"] = round(time.perf_counter() - start, 2)
     if accuracy_control is not None:
         import openvino as ov

@@ -27,6 +27,7 @@ from ..fileio import staged_directory
 from ..formats import all_formats, format_names
 from ..formats.base import ExportContext, Format
 from ..manifest import PRECISIONS, ArtifactEntry, Manifest
+from .preflight import check_export_options, export_inputs, validation_notes
 from ..runners.base import Runner
 
 #: The INT8 artifacts are checked on faces the calibration never saw: at most this many.
@@ -164,6 +165,7 @@ class _Validator:
         from .validate import check_parity, compare_runners
 
         if not self.enabled:
+            entry.extra["validated"] = False
             return
         unavailable = fmt.available()
         if unavailable:
@@ -192,6 +194,7 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda msg: Non
 
     start = time.perf_counter()
     plan = plan_export(opts)
+    check_export_options(opts)
     student = load_student(
         opts.checkpoint, opts.arch, strict=opts.strict, input_size=opts.input_size, mean=opts.mean,
         std=opts.std, channel_order=opts.channel_order, name=opts.name,
@@ -200,11 +203,14 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda msg: Non
     out_dir = Path(opts.out) if opts.out else Path("export") / student.name
     log(f"loaded {student.arch} from {opts.checkpoint}: {student.params / 1e6:.2f} M params, {student.embedding_size}-d, {student.contract.describe()}")
     faces, face_source = _validation_faces(opts, student.contract)
+    notes += validation_notes(len(faces), face_source, opts.validate)
+    if not opts.validate:
+        face_source = "nothing: NOT validated (--no-validate)"
     reference = TorchRunner(student.module, student.contract).activate()
     # What the artifacts take: the student's contract, with uint8 NHWC input if folded.
     contract = student.contract.with_input_format(INPUT_UINT8_NHWC) if opts.fold_preprocess else student.contract
     manifest = Manifest(model=student.model_info(), preprocess=contract)
-    with staged_directory(out_dir, force=opts.force) as stage:
+    with staged_directory(out_dir, force=opts.force, inputs=export_inputs(opts)) as stage:
         ctx = _export_context(opts, student, contract, stage, log)
         validator = _Validator(opts, reference, faces, ctx)
         notes += _export_fp32_onnx(opts, student, ctx, log)
@@ -277,10 +283,10 @@ def _export_fp32_onnx(opts: ExportOptions, student: Any, ctx: ExportContext, log
         metadata={**metadata, "edgefkd.precision": "fp32"},
     )  # fmt: skip
     seconds = time.perf_counter() - t0
-    log(f"ONNX ({result.exporter} exporter, opset {opts.opset}): {result.nodes_before} -> {result.nodes_after} nodes after onnxsim"
+    log(f"ONNX ({result.exporter} exporter, opset {result.opset}): {result.nodes_before} -> {result.nodes_after} nodes after onnxsim"
         f"{'' if result.simplified else ' (not simplified)'} in {seconds:.1f}s")
     ctx.record(ctx.fp32_onnx, export_seconds=round(seconds, 3), onnx={
-        "exporter": result.exporter, "opset": opts.opset, "nodes_before_simplify": result.nodes_before,
+        "exporter": result.exporter, "opset": result.opset, "nodes_before_simplify": result.nodes_before,
         "nodes": result.nodes_after, "simplified": result.simplified})  # fmt: skip
     return result.warnings
 

@@ -460,7 +460,7 @@ def load_fp32_onnx(fp32_onnx: Path) -> "onnx.ModelProto":
     try:
         model = onnx.load(str(fp32_onnx))
     except Exception as exc:  # onnx raises DecodeError/ValueError/... for non-ONNX files
-        raise InputError(f"cannot read ONNX model {fp32_onnx}: {exc}") from None
+        raise InputError(f"cannot read ONNX model {fp32_onnx}: {exc}") from exc
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     if opset < MIN_OPSET:
         raise InputError(f"{fp32_onnx} has opset {opset}; per-channel INT8 needs opset >= {MIN_OPSET}: re-export it")

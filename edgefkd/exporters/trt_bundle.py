@@ -93,9 +93,7 @@ def plan_jobs(export_dir: Path, manifest: Manifest, precisions: Sequence[str], o
         else:
             raise InputError(f"cannot build the {precision} engine: {errors[0]}")
         script_safe(entry.path, "ONNX path")
-        path = export_dir / entry.path
-        if not path.is_file():
-            raise InputError(f"manifest lists {entry.path} but it is missing from {export_dir}")
+        path = Manifest.artifact_file(export_dir, entry, options.verify_hash)
         engine_rel = f"{BUNDLE_DIR}/{name}_{precision}.engine"
         spec = read_input_spec(path)
         script_safe(spec.name, "ONNX input name")

@@ -45,6 +45,8 @@ class TensorRTOptions:
     calib_source: str | None = None
     calib_limit: int = 512
     device: int = 0
+    #: check each source ONNX against the manifest's sha256 before building from it
+    verify_hash: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:

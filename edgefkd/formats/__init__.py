@@ -26,6 +26,8 @@ FORMAT_MODULES: tuple[str, ...] = (
     "ort",
     "openvino",
     "tensorrt",
+    "litert",
+    "executorch",
     "ncnn",
     "coreml",
 )
@@ -82,8 +84,11 @@ def available(name: str) -> str | None:
 
 def artifact_file(export_dir: Path, entry: Any) -> Path:
     """Where a manifest entry's file is. The one place an entry's path is resolved, so that
-    checks on it (containment, checksum) apply to every command that runs artifacts."""
-    return Path(export_dir) / entry.path
+    checks on it (containment, checksum) apply to every command that runs artifacts.
+    Containment here; the checksum in Manifest.artifact_file, where an entry is opened."""
+    from ..manifest import Manifest
+
+    return Manifest.contained_path(export_dir, entry)
 
 
 def runnable_reason(export_dir: Path, entry: Any) -> str | None:
@@ -98,7 +103,7 @@ def runnable_reason(export_dir: Path, entry: Any) -> str | None:
     status = str(entry.extra.get("status") or "")
     if status not in RUNNABLE_STATUSES:
         return f"manifest status: {status}"
-    if not artifact_file(export_dir, entry).is_file():
+    if not artifact_file(export_dir, entry).exists():
         return f"artifact file missing: {entry.path}"
     return get_format(entry.format).available()
 

@@ -5,14 +5,18 @@
 - State dicts nested under the usual wrapper keys are unwrapped; `module.`, `_orig_mod.`
   and `backbone.` prefixes are stripped (the variant matching the architecture best wins).
 - Strict by default: missing/unexpected keys and shape mismatches are listed in one line.
-- TorchScript files and `torch.export` programs (.pt2) load without --arch.
+- TorchScript files and `torch.export` programs (.pt2) load without --arch; a .pt2 is
+  checked and loaded so that nothing in it can run code (pt2_safety.py).
 - `--arch path/to/file.py:factory` or `package.module:factory` for a user's own network.
+  Such an arch imports and runs code, so one read from a manifest (a file someone else
+  may have written) is refused unless the user trusts it (`check_manifest_arch`).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
 import zipfile
 from dataclasses import dataclass, field
@@ -105,22 +109,38 @@ def read_state_dict(checkpoint: Path) -> Any:
 
     import torch
 
+    if not zipfile.is_zipfile(checkpoint):
+        with open(checkpoint, "rb") as fh:
+            head = fh.read(2)
+        if not head.startswith(b"\x80"):  # torch.save writes a zip; pre-1.6 files are pickles
+            raise CheckpointError(
+                f"{checkpoint} is not a readable PyTorch checkpoint: it is neither a torch.save zip archive nor a pickle"
+            )
     try:
         return torch.load(checkpoint, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "Weights only load failed" in str(exc) or "weights_only" in str(exc):
-            # Find the offending global name to make the message useful.
-            detail = next(
-                (ln.strip() for ln in str(exc).splitlines() if "Unsupported global" in ln or "GLOBAL" in ln), first
-            )
+        text = " ".join(str(exc).split())
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found:
             raise CheckpointError(
-                f"{checkpoint} needs arbitrary code execution to unpickle, refused (weights_only=True): {detail[:200]}"
-            ) from None
-        raise CheckpointError(f"{checkpoint} is not a readable PyTorch checkpoint: {first[:200]}") from None
+                f"{checkpoint} needs arbitrary code execution to unpickle ({found.group(1)}), refused: "
+                "edgefkd loads only tensors and plain containers (weights_only=True)"
+            ) from exc
+        raise CheckpointError(f"{checkpoint} is not a readable PyTorch checkpoint: {torch_message(exc)}") from exc
     except Exception as exc:  # the unpickler raises anything (IndexError, KeyError...) on garbage
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{checkpoint} is not a readable PyTorch checkpoint: {msg[:200]}") from None
+        raise CheckpointError(f"{checkpoint} is not a readable PyTorch checkpoint: {torch_message(exc)}") from exc
+
+
+def torch_message(exc: BaseException, limit: int = 200) -> str:
+    """torch's error text on one line, without its boilerplate, cut at a word boundary."""
+    text = " ".join(str(exc).split())
+    text = re.sub(r"\s*\(Could this error message be improved\?.*$", "", text)
+    text = re.sub(r"^Weights only load failed\.\s*", "", text)
+    if not text:
+        return type(exc).__name__
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0] + " ..."
+    return text
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -129,6 +149,25 @@ def _is_torchscript(path: Path) -> bool:
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
     return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
+
+
+def is_code_arch(arch: str | None) -> bool:
+    """True for `file.py:factory` / `package.module:factory`: an arch that imports and runs code."""
+    return bool(arch) and ":" in str(arch) and not str(arch).startswith(":")
+
+
+def check_manifest_arch(arch: str | None, source: str | Path, trusted: bool) -> None:
+    """Refuse an arch read from a manifest that would import code, unless the user trusts it.
+
+    A registered name or a TorchScript/.pt2 program runs nothing of the manifest's choosing;
+    `file.py:factory` would import and call whatever the manifest's author wrote.
+    """
+    if is_code_arch(arch) and not trusted:
+        target = str(arch).rpartition(":")[0]
+        raise InputError(
+            f"{source} names the architecture {arch!r}, which would import and run {target}: refused; "
+            f"pass --arch {arch} (or --trust-manifest) if you trust that code"
+        )
 
 
 def _load_user_factory(spec: str) -> Callable[..., Any]:
@@ -247,6 +286,8 @@ def load_student(
     import torch
 
     checkpoint = Path(checkpoint)
+    if checkpoint.is_dir():
+        raise InputError(f"checkpoint {checkpoint} is a folder; give the checkpoint file inside it")
     if not checkpoint.is_file():
         raise InputError(f"checkpoint not found: {checkpoint}")
     warnings: list[str] = []
@@ -254,10 +295,9 @@ def load_student(
     unexpected: list[str] = []
 
     if checkpoint.suffix == ".pt2":
-        try:
-            program = torch.export.load(str(checkpoint))
-        except Exception as exc:
-            raise CheckpointError(f"{checkpoint} is not a loadable torch.export program: {str(exc).splitlines()[0][:200]}") from None
+        from .pt2_safety import load_exported_program
+
+        program = load_exported_program(checkpoint)
         module = program.module()
         base = ARCFACE_CONTRACT
         # The exported program knows its input shape; take H and W from it.
@@ -272,13 +312,13 @@ def load_student(
         try:
             module = torch.jit.load(str(checkpoint), map_location="cpu")
         except Exception as exc:
-            raise CheckpointError(f"{checkpoint} is not a loadable TorchScript file: {str(exc).splitlines()[0][:200]}") from None
+            raise CheckpointError(f"{checkpoint} is a damaged or incomplete TorchScript archive: {torch_message(exc)}") from exc
         base = ARCFACE_CONTRACT
         arch_name = arch or "torchscript"
     else:
         if arch is None:
             raise InputError(f"{checkpoint} is a weights checkpoint: pass --arch (see `edgefkd list-models`)")
-        if ":" in arch and not arch.startswith(":"):
+        if is_code_arch(arch):
             factory = _load_user_factory(arch)
             base = ARCFACE_CONTRACT
             if input_size is not None:

@@ -31,7 +31,7 @@ def read_artifact_metadata(path: str | Path) -> dict[str, str]:
 
     path = Path(path)
     fmt = format_for_path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"artifact not found: {path}")
     return fmt.read_metadata(path)
 
@@ -62,7 +62,7 @@ def open_runner(
 
     path = Path(path)
     fmt = format_for_path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"artifact not found: {path}")
     # Reading metadata parses the whole model; skip it when the caller already knows both.
     meta = {} if contract is not None and precision is not None else fmt.read_metadata(path)

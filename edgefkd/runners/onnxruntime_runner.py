@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..contract import PreprocessContract
-from ..errors import InputError
+from ..errors import InputError, library_message
 from .base import Runner
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..contract import PreprocessContract
-from ..errors import InputError
+from ..errors import InputError, library_message
 from .base import Runner
 
 
@@ -59,7 +59,7 @@ class OpenVINORunner(Runner):
             model = core.read_model(str(self.path))
             self.compiled = core.compile_model(model, self.device, self.compile_config())
         except Exception as exc:
-            raise InputError(f"OpenVINO cannot load {self.path}: {str(exc).splitlines()[0][:240]}") from None
+            raise InputError(f"OpenVINO cannot load {self.path}: {library_message(exc)}") from exc
         self.request = self.compiled.create_infer_request()
         self.max_batch, self.fixed_batch = _batch_limit(self.compiled.input(0).get_partial_shape())
 

@@ -87,7 +87,7 @@ def read_engine_sidecar(engine_path: str | Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path} is not valid JSON: {exc}") from None
+        raise InputError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict) or "preprocess" not in data:
         raise InputError(f"{path} is not an edgefkd engine sidecar (no 'preprocess' key)")
     return data

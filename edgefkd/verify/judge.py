@@ -212,7 +212,8 @@ def judge_set(
         reference_block["teacher_space"] = _teacher_space(judge, "reference", crosses["reference"], ref_emb.shape[1], samples)
     rows = []
     for i, art in enumerate(artifacts):
-        row = {**model_block(art), "status": "skipped" if art.embeddings is None else "verified",
+        status = "missing" if getattr(art.source, "missing", False) else "skipped" if art.embeddings is None else "verified"
+        row = {**model_block(art), "status": status,
                "skip_reason": art.source.skip_reason, "verification": None, "drift": None, "teacher_space": None,
                "gates": [], "verdict": None, "passed": None, "failures": []}
         if art.embeddings is not None:
@@ -297,7 +298,10 @@ def judge_sets(
         blocks.append({**block, "warnings": list(set_warnings)})
         curves.append((pair_set.name, block["pairs"]["different"], set_curves))
     artifacts = _artifact_summaries(blocks)
-    statuses = [a["verdict"] for a in artifacts if a["status"] == "verified"]
+    for missing in (a for a in artifacts if a["status"] == "missing"):
+        # A listed artifact whose file is gone fails the run (unlike a backend absent by design).
+        missing.update(verdict=FAIL, passed=False, failures=[missing["skip_reason"]])
+    statuses = [a["verdict"] for a in artifacts if a["status"] in ("verified", "missing")]
     # Nothing verified proves nothing: that run fails.
     verdict = combine(statuses) if statuses else FAIL
     report = {

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..contract import PreprocessContract, override_contract
-from ..errors import BackendUnavailable, InputError
+from ..errors import BackendUnavailable, InputError, MissingArtifactError
 from ..imaging import fit_face
 from ..manifest import MANIFEST_NAME, Manifest
 from .datasets import PairSet
@@ -36,6 +36,8 @@ class ModelSource:
     open: Callable[[], Any] | None  # -> inactive Runner; None when skipped
     skip_reason: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: a listed artifact whose file is gone: a failure, unlike a backend absent by design
+    missing: bool = False
 
 
 @dataclass
@@ -123,8 +125,9 @@ def find_export_dir(artifact: Path) -> Path | None:
     return None
 
 
-def export_artifacts(export_dir: Path, manifest: Manifest, ov_device: str = "CPU") -> list[ModelSource]:
-    """Every artifact of an export's manifest; deferred or missing ones as skipped rows."""
+def export_artifacts(export_dir: Path, manifest: Manifest, ov_device: str = "CPU", verify_hash: bool = True) -> list[ModelSource]:
+    """Every artifact of an export's manifest: deferred ones as skipped rows, a missing file as
+    a failure; paths resolved inside the export folder and hashes checked (Manifest.artifact_file)."""
     from ..formats import artifact_file, runnable_reason
 
     sources = []
@@ -132,8 +135,11 @@ def export_artifacts(export_dir: Path, manifest: Manifest, ov_device: str = "CPU
         path = artifact_file(export_dir, entry)
         # The manifest's own "reason" (how to build it) stays in the manifest; the row says why not here.
         reason = runnable_reason(export_dir, entry)
+        missing = reason is not None and reason.startswith("artifact file missing")
+        if reason is None:
+            Manifest.artifact_file(export_dir, entry, verify_hash)
         if reason:
-            sources.append(ModelSource(entry.path, str(path), entry.format, entry.precision, None, reason))
+            sources.append(ModelSource(entry.path, str(path), entry.format, entry.precision, None, reason, missing=missing))
         else:
             sources.append(_artifact_source(path, entry.format, entry.precision, ov_device=ov_device, label=entry.path))
     return sources
@@ -154,16 +160,20 @@ def teacher_source(
     std: str | None = None,
     channel_order: str | None = None,
     ov_device: str = "CPU",
+    trust_manifest: bool = False,
 ) -> ModelSource:
     """The teacher: a checkpoint, an export directory (its checkpoint) or an artifact of any format."""
     from ..formats import all_formats
+    from ..models.loading import check_manifest_arch
     from ..runners import artifact_contract, artifact_format
 
     path = Path(spec)
     if path.is_dir():
         manifest = Manifest.read(path)
+        if arch is None:
+            check_manifest_arch(manifest.model.get("arch"), path / MANIFEST_NAME, trust_manifest)
         return _checkpoint_source(
-            "teacher", _manifest_checkpoint(path, manifest), manifest.model.get("arch"), manifest.preprocess,
+            "teacher", _manifest_checkpoint(path, manifest), arch or manifest.model.get("arch"), manifest.preprocess,
             input_size, mean, std, channel_order,
         )
     if not path.is_file():
@@ -305,10 +315,20 @@ class Targets:
     artifacts: list[ModelSource]
     #: where the report goes unless --report says otherwise
     default_report_dir: Path
+    #: False when --no-verify-hash let manifest artifacts through unchecked
+    hashes_verified: bool = True
 
 
-def resolve_targets(targets: Sequence[str | Path], ref: ReferenceOptions, ov_device: str = "CPU") -> Targets:
-    """Export directories and standalone artifacts -> the reference and the artifacts to verify."""
+def resolve_targets(
+    targets: Sequence[str | Path], ref: ReferenceOptions, ov_device: str = "CPU", verify_hash: bool = True,
+    trust_manifest: bool = False,
+) -> Targets:
+    """Export directories and standalone artifacts -> the reference and the artifacts to verify.
+
+    A manifest's own arch is used only when it runs no code, unless `trust_manifest`.
+    """
+    from ..models.loading import check_manifest_arch
+
     if not targets:
         raise InputError("give an export directory or at least one artifact")
     artifacts: list[ModelSource] = []
@@ -317,7 +337,7 @@ def resolve_targets(targets: Sequence[str | Path], ref: ReferenceOptions, ov_dev
     for target in map(Path, targets):
         if target.is_dir():
             manifest_dir: Path | None = target
-            artifacts += export_artifacts(target, Manifest.read(target), ov_device)
+            artifacts += export_artifacts(target, Manifest.read(target), ov_device, verify_hash)
         elif target.is_file():
             manifest_dir = find_export_dir(target)
             artifacts.append(standalone_artifact(target, ov_device))
@@ -331,6 +351,8 @@ def resolve_targets(targets: Sequence[str | Path], ref: ReferenceOptions, ov_dev
         raise InputError(f"{targets[0]} lists no artifacts to verify")
     manifest = Manifest.read(export_dirs[0]) if export_dirs else None
     contract = manifest.preprocess if manifest else None
+    if ref.arch is None and manifest is not None:
+        check_manifest_arch(manifest.model.get("arch"), export_dirs[0] / MANIFEST_NAME, trust_manifest)
     if ref.checkpoint is not None:
         arch = ref.arch or (manifest.model.get("arch") if manifest else None)
         reference = _checkpoint_source(
@@ -344,7 +366,7 @@ def resolve_targets(targets: Sequence[str | Path], ref: ReferenceOptions, ov_dev
     else:
         raise InputError("artifacts outside an export directory need --reference CHECKPOINT (with --arch and its preprocessing)")
     assert report_dir is not None
-    return Targets(reference, artifacts, report_dir)
+    return Targets(reference, artifacts, report_dir, hashes_verified=verify_hash)
 
 
 def run_parity(
@@ -369,4 +391,6 @@ def run_parity(
         views = [replace(e, embeddings=None if e.embeddings is None else e.embeddings[part]) for e in embedded]
         per_set.append((pair_set, views))
     sizes = sorted({e.contract.input_size for e in embedded if e.contract is not None})
-    return judge_sets(per_set, teacher is not None, options, resize_warnings(combined, slices, pair_sets, sizes))
+    result = judge_sets(per_set, teacher is not None, options, resize_warnings(combined, slices, pair_sets, sizes))
+    result.report["options"]["artifact_hashes_verified"] = targets.hashes_verified
+    return result

@@ -58,6 +58,8 @@ def _flips(entry: dict[str, Any]) -> str:
 def _verdict_cell(entry: dict[str, Any]) -> str:
     if entry.get("status") == "skipped":
         return f"SKIPPED: {entry['skip_reason']}"
+    if entry.get("status") == "missing":
+        return f"FAIL: {entry['skip_reason']}"
     return str(entry["verdict"]).upper()
 
 
@@ -90,7 +92,7 @@ def summary_rows(block: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             "-" if not ver else _pct(ver["eer"]),
             _flips(entry),
             _teacher_cell(entry.get("teacher_space") or {}),
-            "-" if entry.get("status") == "skipped" else f"{timing['activate_seconds'] + timing['embed_seconds']:.2f}",
+            "-" if entry.get("status") in ("skipped", "missing") else f"{timing['activate_seconds'] + timing['embed_seconds']:.2f}",
             name if is_model else _verdict_cell(entry),
         ])
     return header, rows
@@ -102,8 +104,8 @@ def matrix_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     header = ["model"] + [Path(b["pairs"]["source"]).name for b in sets] + ["verdict"]
     rows = [["reference"] + [_pct(b["reference"]["verification"]["accuracy"]) for b in sets] + ["-"]]
     for art in report["artifacts"]:
-        if art["status"] == "skipped":
-            rows.append([art["label"]] + ["-"] * len(sets) + ["SKIPPED"])
+        if art["status"] in ("skipped", "missing"):
+            rows.append([art["label"]] + ["-"] * len(sets) + ["SKIPPED" if art["status"] == "skipped" else "FAIL: file missing"])
             continue
         cells = []
         for cell in art["sets"]:

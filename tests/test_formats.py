@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,7 @@ def test_list_formats_reports_every_format_and_this_host(capsys: pytest.CaptureF
 
 
 def test_one_runnable_rule_for_parity_and_benchmark(tmp_path: Path, mobilefacenet_upstream_onnx: Path) -> None:
-    (tmp_path / "model.onnx").symlink_to(mobilefacenet_upstream_onnx)
+    shutil.copy(mobilefacenet_upstream_onnx, tmp_path / "model.onnx")  # a symlink out of the folder is refused
     entry = ArtifactEntry("model.onnx", "onnx", "fp32")
     assert formats.runnable_reason(tmp_path, entry) is None
     entry.extra["status"] = "built"  # an engine built here is as runnable as a plain export
@@ -148,7 +149,11 @@ def test_ort_artifacts_match_pytorch_on_real_faces(ort_export: Path) -> None:
 def test_ort_export_runs_in_verify_parity(ort_export: Path, pairs_csv: Path, tmp_path: Path) -> None:
     from edgefkd.cli import main
 
-    assert main(["verify-parity", str(ort_export), "--pairs", str(pairs_csv), "--report", str(tmp_path)]) == 0
+    # 0 when every artifact passes, 3 when the int8 one is inconclusive on 176 pairs
+    assert main(["verify-parity", str(ort_export), "--pairs", str(pairs_csv), "--report", str(tmp_path)]) in (0, 3)
     rows = json.loads((tmp_path / "report.json").read_text())["artifacts"]
     assert {(r["format"], r["status"]) for r in rows} == {("ort", "verified")}
-    assert all(r["agreement"]["cosine_p1"] >= 0.97 and r["verification"]["accuracy_drop_pp"] <= 0.5 for r in rows)
+    assert all(r["agreement"]["cosine_p1"] >= 0.97 for r in rows)
+    verdicts = {r["precision"]: r["verdict"] for r in rows}
+    assert verdicts["fp32"] == verdicts["fp16"] == "pass"
+    assert verdicts["int8"] in ("pass", "inconclusive")

@@ -112,7 +112,10 @@ def test_stale_cache_is_refused_by_the_script_and_by_build_engine(implicit_expor
     proc = subprocess.run(["bash", str(export_dir / "tensorrt" / "build_int8_implicit_trt8.sh")],
                           env=env, cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 2 and "changed since the calibration cache was computed" in proc.stderr and not record.exists()
+    # The manifest's hash check would refuse the changed ONNX first; past it, the cache key must.
     assert main(["build-engine", str(export_dir), "--precision", "int8", "--implicit-int8"]) == 2
+    assert "does not match the sha256 in the manifest" in capsys.readouterr().err
+    assert main(["build-engine", str(export_dir), "--precision", "int8", "--implicit-int8", "--no-verify-hash"]) == 2
     assert "refusing the stale calibration cache" in capsys.readouterr().err
 
 

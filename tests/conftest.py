@@ -75,3 +75,25 @@ def mobilefacenet_export(tmp_path_factory: pytest.TempPathFactory, mobilefacenet
 def student_dir() -> Path:
     """The real pruned MobileFaceNet student distilled into the shared MobileFaceNet's space."""
     return _need(FIXTURES / "models" / "mfn-pruned-student")
+
+
+@pytest.fixture(scope="session")
+def user_arch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A user's architecture file and a trained-looking checkpoint for each factory (DDP-prefixed)."""
+    root = tmp_path_factory.mktemp("user_arch")
+    arch = root / "my_student.py"
+    from format_support import USER_ARCH
+
+    arch.write_text(USER_ARCH)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("my_student_for_test", arch)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    import torch
+
+    torch.manual_seed(0)
+    for factory in ("tiny", "spatial", "needs_svd"):
+        net = getattr(module, factory)()
+        torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, root / f"{factory}.pth")
+    return arch, root / "tiny.pth"

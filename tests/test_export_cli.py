@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -34,71 +33,6 @@ def assert_clean_failure(result: subprocess.CompletedProcess[str], pattern: str,
     assert not [p for p in out_dir.parent.iterdir() if p.name.startswith(f".{out_dir.name}.")]
 
 
-USER_ARCH = textwrap.dedent(
-    """
-    import torch
-    from torch import nn
-
-    class TinyFaceNet(nn.Module):
-        '''A small non-square student: 112x96 input, PReLU, 64-d embedding.'''
-
-        def __init__(self):
-            super().__init__()
-            self.body = nn.Sequential(
-                nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.PReLU(16),
-                nn.Conv2d(16, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.PReLU(32),
-            )
-            # A fixed-size head: only a 112x96 input fits (28x24 feature map).
-            self.head = nn.Linear(32 * 28 * 24, 64)
-
-        def forward(self, x):
-            return self.head(torch.flatten(self.body(x), 1))
-
-    def tiny(**kwargs):
-        return TinyFaceNet()
-
-    class SpatialMap(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(3, 8, 3, 1, 1)
-
-        def forward(self, x):
-            return self.conv(x)
-
-    def spatial(**kwargs):
-        return SpatialMap()
-
-    class NeedsSvd(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc = nn.Linear(3, 8)
-
-        def forward(self, x):
-            s = torch.linalg.svdvals(x.mean(1))
-            return self.fc(s.mean(1, keepdim=True).expand(-1, 3))
-
-    def needs_svd(**kwargs):
-        return NeedsSvd()
-    """
-)
-
-
-@pytest.fixture(scope="module")
-def user_arch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A user's architecture file and a trained-looking checkpoint for each factory (DDP-prefixed)."""
-    root = tmp_path_factory.mktemp("user_arch")
-    arch = root / "my_student.py"
-    arch.write_text(USER_ARCH)
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("my_student_for_test", arch)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    torch.manual_seed(0)
-    for factory in ("tiny", "spatial", "needs_svd"):
-        net = getattr(module, factory)()
-        torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, root / f"{factory}.pth")
-    return arch, root / "tiny.pth"
 
 
 def test_user_factory_with_non_square_input_exports_and_validates(tmp_path: Path, user_arch, faces_dir: Path) -> None:

@@ -18,7 +18,7 @@ from edgefkd.fileio import artifact_digest
 from edgefkd.formats.coreml import FORMAT, NOT_MACOS, check_package, load_spec
 from edgefkd.imaging import list_images, load_faces
 from edgefkd.models.loading import load_student
-from format_support import export_context, save_torchscript, write_user_arch
+from format_support import export_context, save_torchscript
 
 pytest.importorskip("coremltools", reason="the coreml extra is not installed: pip install 'edgefkd[coreml]'")
 ON_MAC = sys.platform == "darwin"
@@ -122,8 +122,9 @@ def test_corrupt_package_gives_one_typed_line(exported, tmp_path: Path, damage: 
     assert "\n" not in str(err.value) and str(path) in str(err.value)
 
 
-def test_user_factory_and_torchscript_students(mobilefacenet, tmp_path: Path, faces_dir: Path) -> None:
-    ckpt, arch = write_user_arch(tmp_path)
+def test_user_factory_and_torchscript_students(mobilefacenet, user_arch, tmp_path: Path, faces_dir: Path) -> None:
+    arch_file, ckpt = user_arch
+    arch = f"{arch_file}:tiny"
     tiny = load_student(ckpt, arch, input_size="112x96")
     path = FORMAT.export(export_context(tiny, tmp_path / "tiny"), "fp16")
     assert spec_io(path) == ([1, 3, 112, 96], [1, 64], "mlProgram")

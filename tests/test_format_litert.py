@@ -13,8 +13,7 @@ import torch
 from edgefkd.errors import EdgeFKDError, ExportError, InputError
 from edgefkd.verify.evaluator import PairAccuracy
 from int8_support import real_faces
-from mobile_support import cosine_p1, embed_with, export_context, pair_auc
-from test_export_cli import user_arch  # noqa: F401  (the PReLU / non-square / svd factories)
+from format_support import cosine_p1, embed_with, export_context, pair_auc
 
 pytest.importorskip("litert_torch")
 pytest.importorskip("ai_edge_litert")

@@ -15,7 +15,7 @@ from edgefkd.formats.ncnn import FORMAT, bin_path
 from edgefkd.imaging import list_images, load_faces
 from edgefkd.models.loading import load_student
 from edgefkd.runners.torch_runner import TorchRunner
-from format_support import export_context, save_torchscript, write_user_arch
+from format_support import export_context, save_torchscript
 
 pytest.importorskip("ncnn", reason="the ncnn extra is not installed: pip install 'edgefkd[ncnn]'")
 
@@ -90,8 +90,9 @@ def test_corrupt_param_gives_one_typed_line(mobilefacenet, exported, tmp_path: P
     assert "\n" not in str(err.value) and str(param) in str(err.value)
 
 
-def test_user_factory_with_prelu_and_112x96_input(tmp_path: Path, faces_dir: Path) -> None:
-    ckpt, arch = write_user_arch(tmp_path)
+def test_user_factory_with_prelu_and_112x96_input(user_arch, tmp_path: Path, faces_dir: Path) -> None:
+    arch_file, ckpt = user_arch
+    arch = f"{arch_file}:tiny"
     student = load_student(ckpt, arch, input_size="112x96")
     path = FORMAT.export(export_context(student, tmp_path / "stage"), "fp32")
     faces = load_faces(list_images(faces_dir)[:9], (112, 96))

@@ -69,9 +69,9 @@ class ArtifactEntry:
 
         digest, size = artifact_digest(path)
         try:
-            from .formats import format_for_path
+            from .formats import get_format
 
-            companions = [c for c in format_for_path(path).companions(path) if c.is_file()]
+            companions = [c for c in get_format(fmt).companions(path) if c.is_file()]
         except InputError:
             companions = []
         if companions:
